@@ -1,0 +1,1 @@
+"""commitdb: typed documents in a content-addressed commit DAG on LMDB."""

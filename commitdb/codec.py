@@ -1,0 +1,987 @@
+"""The canonical codec: typed values to deterministic msgpack bytes and back.
+
+``encode(value, type)`` validates and encodes; equal values always give identical bytes (sets
+and map entries are written in a canonical order whatever their insertion order).
+``decode(data, type, definitions=None)`` validates and rebuilds the value; bytes that are not
+a canonical encoding of the type raise :class:`~commitdb.errors.DecodeError` — never a crash,
+a hang or a huge allocation (msgpack limits sizes to the input length).
+
+Wire forms (msgpack): bool, int, float64, str and bin as themselves; uuid as bin(16); blob_id
+and commit_id as bin(32); vector, tuple, vec, mat as arrays; set as a sorted array; map as a
+flat sorted array ``[k0, v0, k1, v1, ...]``; optional as nil or the value (``[]``/``[v]`` when
+the element itself may be nil); variant as ``[index, value]``; any as nil or
+``[type, value]``; key as bin(32) = concept runtime id + instance id; enumeration case as its
+ordinal; structure as the array of its fields; xarray as
+``[[positions as bin(16)], [live values in order], [tombstone indices, ascending]]``.
+
+This module is the only one that imports msgpack.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from commitdb.errors import DecodeError, ValidationError
+from commitdb.ids import BlobId, CommitId
+from commitdb.types import (
+    PRIMITIVES,
+    AnyConceptType,
+    AnyType,
+    BlobIdType,
+    BlobType,
+    BoolType,
+    ClubType,
+    CommitIdType,
+    ConceptType,
+    DoubleType,
+    EnumerationType,
+    FloatType,
+    IntType,
+    KeyType,
+    MapType,
+    MatType,
+    NamedType,
+    OptionalType,
+    SetType,
+    StringType,
+    StructureType,
+    TupleType,
+    Type,
+    UUIDType,
+    VariantType,
+    VectorType,
+    VecType,
+    VoidType,
+    XArrayType,
+    deduce_type,
+)
+from commitdb.values import EnumCase, Key, StructValue, Typed, XArray
+
+_END_RAW = bytes(16)
+
+if TYPE_CHECKING:
+    from commitdb.definitions import Definitions
+
+__all__ = ("decode", "decode_type", "encode", "encode_type", "pack", "unpack")
+
+_packer_opts: dict[str, Any] = {"use_bin_type": True, "use_single_float": False}
+_packb = msgpack.Packer(**_packer_opts).pack
+
+Encoder = Callable[[Any], Any]
+Decoder = Callable[[Any, "Definitions | None"], Any]
+
+
+class _NotCanonical(Exception):
+    """The fast encoder met a value that needs normalizing by ``Type.check`` first."""
+
+
+def pack(obj: Any) -> bytes:
+    """msgpack-encode a plain structure (bin for bytes, float64 for floats)."""
+    out: bytes = _packb(obj)
+    return out
+
+
+def unpack(data: bytes | bytearray | memoryview) -> Any:
+    """msgpack-decode a plain structure; malformed input raises DecodeError."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
+    except Exception as exc:  # msgpack raises several unrelated classes
+        raise DecodeError(f"malformed msgpack: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Encoders: fast path over canonical (normalized) values; anything else raises _NotCanonical
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+def _sort_key_for(t: Type) -> Callable[[Any], Any] | None:
+    """Key to order wire forms of `t` deterministically (None: order by packed bytes)."""
+    if isinstance(
+        t, IntType | StringType | BlobType | UUIDType | BlobIdType | CommitIdType | BoolType
+    ):
+        return _identity
+    if isinstance(t, EnumerationType):
+        return _identity
+    if isinstance(t, FloatType | DoubleType):
+        return lambda v: (not math.isnan(v), v if not math.isnan(v) else 0.0)
+    if isinstance(t, KeyType):
+        return _identity
+    return None
+
+
+def _packed_key(v: Any) -> bytes:
+    out: bytes = _packb(v)
+    return out
+
+
+def _build_encoder(t: Type) -> Encoder:
+    if isinstance(t, BoolType):
+
+        def enc_bool(v: Any) -> Any:
+            if v is True or v is False:
+                return v
+            raise _NotCanonical
+
+        return enc_bool
+    if isinstance(t, IntType):
+        low, high = t.low, t.high
+
+        def enc_int(v: Any) -> Any:
+            if type(v) is int and low <= v <= high:
+                return v
+            raise _NotCanonical
+
+        return enc_int
+    if isinstance(t, FloatType):
+
+        def enc_float(v: Any) -> Any:
+            if type(v) is float and t.check(v) == v or (v != v and type(v) is float):
+                return v
+            raise _NotCanonical
+
+        return enc_float
+    if isinstance(t, DoubleType):
+
+        def enc_double(v: Any) -> Any:
+            if type(v) is float:
+                return v
+            raise _NotCanonical
+
+        return enc_double
+    if isinstance(t, StringType):
+
+        def enc_str(v: Any) -> Any:
+            if type(v) is str:
+                return v
+            raise _NotCanonical
+
+        return enc_str
+    if isinstance(t, BlobType):
+
+        def enc_blob(v: Any) -> Any:
+            if type(v) is bytes:
+                return v
+            raise _NotCanonical
+
+        return enc_blob
+    if isinstance(t, UUIDType):
+
+        def enc_uuid(v: Any) -> Any:
+            if type(v) is uuid.UUID:
+                return v.bytes
+            raise _NotCanonical
+
+        return enc_uuid
+    if isinstance(t, BlobIdType | CommitIdType):
+        cls = BlobId if isinstance(t, BlobIdType) else CommitId
+
+        def enc_id(v: Any) -> Any:
+            if type(v) is cls:
+                return bytes(v)
+            raise _NotCanonical
+
+        return enc_id
+    if isinstance(t, VectorType | VecType | MatType | TupleType):
+        return _vector_like_encoder(t)
+    if isinstance(t, SetType):
+        return _set_encoder(t)
+    if isinstance(t, MapType):
+        return _map_encoder(t)
+    if isinstance(t, OptionalType):
+        inner = encoder(t.element)
+        if _may_be_nil(t.element):
+
+            def enc_opt_wrapped(v: Any) -> Any:
+                return [] if v is None else [inner(v)]
+
+            return enc_opt_wrapped
+
+        def enc_opt(v: Any) -> Any:
+            return None if v is None else inner(v)
+
+        return enc_opt
+    if isinstance(t, VariantType):
+        alt_encs = [encoder(a) for a in t.alternatives]
+
+        def enc_variant(v: Any) -> Any:
+            if isinstance(v, Typed):
+                for i, a in enumerate(t.alternatives):
+                    if a == v.type:
+                        return [i, alt_encs[i](v.value)]
+                raise _NotCanonical
+            natural = t.natural_index(v)
+            if natural is None:
+                raise _NotCanonical
+            return [natural, alt_encs[natural](v)]
+
+        return enc_variant
+    if isinstance(t, AnyType):
+
+        def enc_any(v: Any) -> Any:
+            if v is None:
+                return None
+            if isinstance(v, Typed):
+                return [type_to_wire(v.type), encoder(v.type)(v.value)]
+            dt = deduce_type(v)
+            if dt is None:
+                raise _NotCanonical
+            return [type_to_wire(dt), encoder(dt)(v)]
+
+        return enc_any
+    if isinstance(t, KeyType):
+        accepts = t.accepts_concept
+        target = t.target
+
+        def enc_key(v: Any) -> Any:
+            if type(v) is Key and (accepts(v.concept) or (v.is_nil and v.concept == target)):
+                return v.concept.runtime_id.bytes + v.id.bytes
+            raise _NotCanonical
+
+        return enc_key
+    if isinstance(t, EnumerationType):
+
+        def enc_enum(v: Any) -> Any:
+            if type(v) is EnumCase and v.enumeration == t:
+                return v.index
+            raise _NotCanonical
+
+        return enc_enum
+    if isinstance(t, StructureType):
+        return _struct_encoder(t)
+    if isinstance(t, XArrayType):
+        return _xarray_encoder(t)
+    if isinstance(t, VoidType):
+
+        def enc_void(v: Any) -> Any:
+            if v is None:
+                return None
+            raise _NotCanonical
+
+        return enc_void
+    raise ValidationError("a storable type", f"type {t}", "")
+
+
+def _may_be_nil(t: Type) -> bool:
+    if isinstance(t, OptionalType | AnyType | VoidType):
+        return True
+    if isinstance(t, VariantType):
+        return False
+    return False
+
+
+def _vector_like_encoder(t: VectorType | VecType | MatType | TupleType) -> Encoder:
+    if isinstance(t, TupleType):
+        encs = [encoder(e) for e in t.elements]
+        n = len(encs)
+
+        def enc_tuple(v: Any) -> Any:
+            if type(v) is not tuple or len(v) != n:
+                raise _NotCanonical
+            return [e(x) for e, x in zip(encs, v, strict=True)]
+
+        return enc_tuple
+    el = encoder(t.element)
+    if isinstance(t, VectorType):
+        if el is _ENC_STR:
+
+            def enc_vec_str(v: Any) -> Any:
+                if type(v) is not list:
+                    raise _NotCanonical
+                for x in v:
+                    if type(x) is not str:
+                        raise _NotCanonical
+                return v
+
+            return enc_vec_str
+
+        def enc_vector(v: Any) -> Any:
+            if type(v) is not list:
+                raise _NotCanonical
+            return [el(x) for x in v]
+
+        return enc_vector
+    size = t.size if isinstance(t, VecType) else t.columns * t.rows
+
+    def enc_fixed(v: Any) -> Any:
+        if type(v) is not tuple or len(v) != size:
+            raise _NotCanonical
+        return [el(x) for x in v]
+
+    return enc_fixed
+
+
+def _set_encoder(t: SetType) -> Encoder:
+    el = encoder(t.element)
+    sk = _sort_key_for(t.element)
+    if el is _ENC_STR:
+
+        def enc_set_str(v: Any) -> Any:
+            if type(v) is not set and type(v) is not frozenset:
+                raise _NotCanonical
+            for x in v:
+                if type(x) is not str:
+                    raise _NotCanonical
+            return sorted(v)
+
+        return enc_set_str
+
+    def enc_set(v: Any) -> Any:
+        if type(v) is not set and type(v) is not frozenset:
+            raise _NotCanonical
+        wires = [el(x) for x in v]
+        wires.sort(key=sk or _packed_key)
+        return wires
+
+    return enc_set
+
+
+def _map_encoder(t: MapType) -> Encoder:
+    kenc = encoder(t.key)
+    venc = encoder(t.value)
+    sk = _sort_key_for(t.key)
+    if kenc is _ENC_STR and venc is _ENC_I64:
+
+        def enc_map_str_i64(v: Any) -> Any:
+            if type(v) is not dict:
+                raise _NotCanonical
+            out: list[Any] = []
+            for k in sorted(v):
+                x = v[k]
+                if type(k) is not str or type(x) is not int or not -(2**63) <= x < 2**63:
+                    raise _NotCanonical
+                out.append(k)
+                out.append(x)
+            return out
+
+        return enc_map_str_i64
+
+    def enc_map(v: Any) -> Any:
+        if type(v) is not dict:
+            raise _NotCanonical
+        pairs = [(kenc(k), venc(x)) for k, x in v.items()]
+        key = sk or _packed_key
+        pairs.sort(key=lambda p: key(p[0]))
+        out: list[Any] = []
+        for k, x in pairs:
+            out.append(k)
+            out.append(x)
+        return out
+
+    return enc_map
+
+
+def _struct_encoder(t: StructureType) -> Encoder:
+    # Generated code: one attribute read and one encoder call per field, no loop overhead.
+    # Field encoders are resolved on first use (a structure's runtime id is computed with the
+    # codec, before its field types may have encoders).
+    cls = t.value_class
+    rid = t.runtime_id
+    names = [f.name for f in t.fields]
+    env: dict[str, Any] = {"cls": cls, "rid": rid, "NC": _NotCanonical, "SV": StructValue}
+    resolved: list[Encoder] = []
+
+    def resolve() -> Encoder:
+        for i, f in enumerate(t.fields):
+            env[f"e{i}"] = encoder(f.type)
+        body = ", ".join(
+            f"v.{n}" if env[f"e{i}"] is _ENC_STR_RAW else f"e{i}(v.{n})"
+            for i, n in enumerate(names)
+        )
+        checks = " or ".join(
+            f"type(v.{n}) is not str" for i, n in enumerate(names) if env[f"e{i}"] is _ENC_STR_RAW
+        )
+        src = (
+            "def enc_struct(v):\n"
+            "    if v.__class__ is not cls and not (isinstance(v, SV) and v._type.runtime_id == rid):\n"
+            "        raise NC\n"
+            + (f"    if {checks}:\n        raise NC\n" if checks else "")
+            + f"    return [{body}]\n"
+        )
+        exec(src, env)
+        resolved.append(env["enc_struct"])
+        _encoders[rid] = resolved[0]
+        return resolved[0]
+
+    def enc_struct_first(v: Any) -> Any:
+        return (resolved[0] if resolved else resolve())(v)
+
+    return enc_struct_first
+
+
+def _lazy(t: Type) -> Encoder:
+    """An encoder resolved on first use (structures may be built before their field types'
+    encoders, e.g. while computing runtime ids)."""
+    cell: list[Encoder] = []
+
+    def enc_lazy(v: Any) -> Any:
+        if not cell:
+            cell.append(encoder(t))
+        return cell[0](v)
+
+    return enc_lazy
+
+
+def _xarray_encoder(t: XArrayType) -> Encoder:
+    el = encoder(t.element)
+
+    def enc_xarray(v: Any) -> Any:
+        if type(v) is not XArray:
+            raise _NotCanonical
+        order = v._order
+        values = v._values
+        if len(values) == len(order):
+            if el is _ENC_STR:
+                live = [values[p] for p in order]
+                for x in live:
+                    if type(x) is not str:
+                        raise _NotCanonical
+            else:
+                live = [el(values[p]) for p in order]
+            return [order, live, []]
+        live = []
+        tombs = []
+        for i, p in enumerate(order):
+            if p in values:
+                live.append(el(values[p]))
+            else:
+                tombs.append(i)
+        return [order, live, tombs]
+
+    return enc_xarray
+
+
+def _enc_str(v: Any) -> Any:
+    if type(v) is str:
+        return v
+    raise _NotCanonical
+
+
+def _enc_i64(v: Any) -> Any:
+    if type(v) is int and -(2**63) <= v < 2**63:
+        return v
+    raise _NotCanonical
+
+
+_ENC_STR: Encoder = _enc_str
+_ENC_STR_RAW: Encoder = _enc_str
+_ENC_I64: Encoder = _enc_i64
+_encoders: dict[uuid.UUID, Encoder] = {}
+
+
+def encoder(t: Type) -> Encoder:
+    """The compiled fast encoder of a type (canonical values only)."""
+    rid = t.runtime_id
+    enc = _encoders.get(rid)
+    if enc is None:
+        if isinstance(t, StringType):
+            enc = _ENC_STR
+        elif isinstance(t, IntType) and t.bits == 64 and t.signed:
+            enc = _ENC_I64
+        else:
+            enc = _build_encoder(t)
+        _encoders[rid] = enc
+    return enc
+
+
+def to_wire(value: Any, t: Type) -> Any:
+    """Validate `value` against `t` and return its msgpack-ready wire form."""
+    enc = encoder(t)
+    try:
+        return enc(value)
+    except _NotCanonical:
+        pass
+    normalized = t.check(value)  # raises the precise ValidationError
+    try:
+        return enc(normalized)
+    except _NotCanonical:
+        raise ValidationError(str(t), f"a value that does not normalize ({value!r})") from None
+
+
+def encode(value: Any, t: Type) -> bytes:
+    """Validate and encode a value of type `t` to canonical bytes."""
+    try:
+        return _packb(to_wire(value, t))  # type: ignore[no-any-return]
+    except (ValueError, OverflowError, UnicodeEncodeError) as exc:
+        raise ValidationError(str(t), f"a value msgpack cannot encode ({exc})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Type descriptors (inside ``any``)
+
+
+def type_to_wire(t: Type) -> Any:
+    """A compact, self-describing wire form of a type (named types by runtime id)."""
+    if isinstance(t, NamedType):
+        return t.runtime_id.bytes
+    if isinstance(t, IntType):
+        return t.name
+    if isinstance(t, AnyConceptType):
+        return "any_concept"
+    if isinstance(t, VecType):
+        return ["vec", type_to_wire(t.element), t.size]
+    if isinstance(t, MatType):
+        return ["mat", type_to_wire(t.element), t.columns, t.rows]
+    children = t.children()
+    if not children:
+        return t.kind
+    return [t.kind, *(type_to_wire(c) for c in children)]
+
+
+def type_from_wire(w: Any, definitions: Definitions | None) -> Type:
+    """Rebuild a type from :func:`type_to_wire` (named types need `definitions`)."""
+    from commitdb import types as T
+
+    if isinstance(w, bytes):
+        if len(w) != 16:
+            raise DecodeError("a type reference must be 16 bytes")
+        if definitions is None:
+            raise DecodeError("a named type inside 'any' needs definitions to decode")
+        found = definitions.query_type(uuid.UUID(bytes=w))
+        if found is None:
+            raise DecodeError(f"unknown type id {uuid.UUID(bytes=w)} inside 'any'")
+        return found
+    if isinstance(w, str):
+        if w == "any_concept":
+            return T.ANY_CONCEPT
+        p = PRIMITIVES.get(w)
+        if p is None:
+            raise DecodeError(f"unknown type {w!r}")
+        return p
+    if not isinstance(w, list) or not w or not isinstance(w[0], str):
+        raise DecodeError("malformed type descriptor")
+    kind, args = w[0], w[1:]
+    try:
+        if kind == "vec":
+            return T.VecType(type_from_wire(args[0], definitions), int(args[1]))
+        if kind == "mat":
+            return T.MatType(type_from_wire(args[0], definitions), int(args[1]), int(args[2]))
+        subs = [type_from_wire(a, definitions) for a in args]
+        if kind == "vector":
+            return T.VectorType(subs[0])
+        if kind == "set":
+            return T.SetType(subs[0])
+        if kind == "map":
+            return T.MapType(subs[0], subs[1])
+        if kind == "optional":
+            return T.OptionalType(subs[0])
+        if kind == "xarray":
+            return T.XArrayType(subs[0])
+        if kind == "tuple":
+            return T.TupleType(subs)
+        if kind == "variant":
+            return T.VariantType(subs)
+        if kind == "key":
+            target = subs[0]
+            if not isinstance(target, ConceptType | ClubType | AnyConceptType):
+                raise DecodeError("key<> of a non-concept")
+            return T.KeyType(target)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"malformed type descriptor: {exc}") from None
+    raise DecodeError(f"unknown type kind {kind!r}")
+
+
+def encode_type(t: Type) -> bytes:
+    """Canonical bytes of a type descriptor."""
+    return _packb(type_to_wire(t))  # type: ignore[no-any-return]
+
+
+def decode_type(data: bytes, definitions: Definitions | None = None) -> Type:
+    """Inverse of :func:`encode_type`."""
+    return type_from_wire(unpack(data), definitions)
+
+
+# --------------------------------------------------------------------------------------------
+# Decoders: wire form -> value, validating shape and domain
+
+
+class _Bad(Exception):
+    pass
+
+
+def _bad(what: str) -> _Bad:
+    return _Bad(what)
+
+
+def _build_decoder(t: Type) -> Decoder:
+    if isinstance(t, BoolType):
+
+        def dec_bool(w: Any, d: Definitions | None) -> Any:
+            if w is True or w is False:
+                return w
+            raise _bad("bool")
+
+        return dec_bool
+    if isinstance(t, IntType):
+        low, high, name = t.low, t.high, t.name
+
+        def dec_int(w: Any, d: Definitions | None) -> Any:
+            if type(w) is int and low <= w <= high:
+                return w
+            raise _bad(name)
+
+        return dec_int
+    if isinstance(t, FloatType | DoubleType):
+
+        def dec_float(w: Any, d: Definitions | None) -> Any:
+            if type(w) is float:
+                return w
+            raise _bad(t.kind)
+
+        return dec_float
+    if isinstance(t, StringType):
+
+        def dec_str(w: Any, d: Definitions | None) -> Any:
+            if type(w) is str:
+                return w
+            raise _bad("string")
+
+        return dec_str
+    if isinstance(t, BlobType):
+
+        def dec_blob(w: Any, d: Definitions | None) -> Any:
+            if type(w) is bytes:
+                return w
+            raise _bad("blob")
+
+        return dec_blob
+    if isinstance(t, UUIDType):
+
+        def dec_uuid(w: Any, d: Definitions | None) -> Any:
+            if type(w) is bytes and len(w) == 16:
+                return uuid.UUID(bytes=w)
+            raise _bad("uuid")
+
+        return dec_uuid
+    if isinstance(t, BlobIdType | CommitIdType):
+        cls = BlobId if isinstance(t, BlobIdType) else CommitId
+
+        def dec_id(w: Any, d: Definitions | None) -> Any:
+            if type(w) is bytes and len(w) == 32:
+                return cls(w)
+            raise _bad(t.kind)
+
+        return dec_id
+    if isinstance(t, VectorType):
+        el = decoder(t.element)
+        if el is _DEC_STR:
+
+            def dec_vec_str(w: Any, d: Definitions | None) -> Any:
+                if type(w) is not list:
+                    raise _bad("vector")
+                for x in w:
+                    if type(x) is not str:
+                        raise _bad("string")
+                return w
+
+            return dec_vec_str
+
+        def dec_vector(w: Any, d: Definitions | None) -> Any:
+            if type(w) is not list:
+                raise _bad("vector")
+            return [el(x, d) for x in w]
+
+        return dec_vector
+    if isinstance(t, VecType | MatType):
+        el = decoder(t.element)
+        size = t.size if isinstance(t, VecType) else t.columns * t.rows
+
+        def dec_fixed(w: Any, d: Definitions | None) -> Any:
+            if type(w) is not list or len(w) != size:
+                raise _bad(str(t))
+            return tuple(el(x, d) for x in w)
+
+        return dec_fixed
+    if isinstance(t, TupleType):
+        decs = [decoder(e) for e in t.elements]
+        n = len(decs)
+
+        def dec_tuple(w: Any, d: Definitions | None) -> Any:
+            if type(w) is not list or len(w) != n:
+                raise _bad(str(t))
+            return tuple(f(x, d) for f, x in zip(decs, w, strict=True))
+
+        return dec_tuple
+    if isinstance(t, SetType):
+        el = decoder(t.element)
+        if el is _DEC_STR:
+
+            def dec_set_str(w: Any, d: Definitions | None) -> Any:
+                if type(w) is not list:
+                    raise _bad("set")
+                out = set(w)
+                if len(out) != len(w):
+                    raise _bad("set (duplicate elements)")
+                for x in out:
+                    if type(x) is not str:
+                        raise _bad("string")
+                return out
+
+            return dec_set_str
+
+        def dec_set(w: Any, d: Definitions | None) -> Any:
+            if type(w) is not list:
+                raise _bad("set")
+            out = {el(x, d) for x in w}
+            if len(out) != len(w):
+                raise _bad("set (duplicate elements)")
+            return out
+
+        return dec_set
+    if isinstance(t, MapType):
+        kd = decoder(t.key)
+        vd = decoder(t.value)
+        if kd is _DEC_STR and vd is _DEC_I64:
+
+            def dec_map_str_i64(w: Any, d: Definitions | None) -> Any:
+                if type(w) is not list or len(w) & 1:
+                    raise _bad("map")
+                it = iter(w)
+                out = dict(zip(it, it, strict=False))
+                for k, v in out.items():
+                    if type(k) is not str or type(v) is not int or not -(2**63) <= v < 2**63:
+                        raise _bad("map<string, int64>")
+                if len(out) * 2 != len(w):
+                    raise _bad("map (duplicate keys)")
+                return out
+
+            return dec_map_str_i64
+
+        def dec_map(w: Any, d: Definitions | None) -> Any:
+            if type(w) is not list or len(w) & 1:
+                raise _bad("map")
+            out = {kd(w[i], d): vd(w[i + 1], d) for i in range(0, len(w), 2)}
+            if len(out) * 2 != len(w):
+                raise _bad("map (duplicate keys)")
+            return out
+
+        return dec_map
+    if isinstance(t, OptionalType):
+        inner = decoder(t.element)
+        if _may_be_nil(t.element):
+
+            def dec_opt_wrapped(w: Any, d: Definitions | None) -> Any:
+                if type(w) is not list or len(w) > 1:
+                    raise _bad("optional")
+                return inner(w[0], d) if w else None
+
+            return dec_opt_wrapped
+
+        def dec_opt(w: Any, d: Definitions | None) -> Any:
+            return None if w is None else inner(w, d)
+
+        return dec_opt
+    if isinstance(t, VariantType):
+        alts = t.alternatives
+        decs = [decoder(a) for a in alts]
+
+        def dec_variant(w: Any, d: Definitions | None) -> Any:
+            if type(w) is not list or len(w) != 2 or type(w[0]) is not int:
+                raise _bad("variant")
+            i = w[0]
+            if not 0 <= i < len(decs):
+                raise _bad("variant alternative index")
+            v = decs[i](w[1], d)
+            if t.natural_index(v) == i:
+                return v
+            return Typed(alts[i], v)
+
+        return dec_variant
+    if isinstance(t, AnyType):
+
+        def dec_any(w: Any, d: Definitions | None) -> Any:
+            if w is None:
+                return None
+            if type(w) is not list or len(w) != 2:
+                raise _bad("any")
+            inner_t = type_from_wire(w[0], d)
+            v = decoder(inner_t)(w[1], d)
+            if deduce_type(v) == inner_t:
+                return v
+            return Typed(inner_t, v)
+
+        return dec_any
+    if isinstance(t, KeyType):
+        target = t.target
+        target_rid = target.runtime_id.bytes
+
+        def dec_key(w: Any, d: Definitions | None) -> Any:
+            if type(w) is not bytes or len(w) != 32:
+                raise _bad("key")
+            crid = w[:16]
+            if crid == target_rid:
+                return Key(target, uuid.UUID(bytes=w[16:]))  # type: ignore[arg-type]
+            if d is None:
+                raise _bad(f"key of another concept than {target} (definitions needed)")
+            c = d.query_type(uuid.UUID(bytes=crid))
+            if not isinstance(c, ConceptType) or not t.accepts_concept(c):
+                raise _bad(f"key of an unknown or foreign concept for {t}")
+            return Key(c, uuid.UUID(bytes=w[16:]))
+
+        return dec_key
+    if isinstance(t, EnumerationType):
+        cases = t.cases
+
+        def dec_enum(w: Any, d: Definitions | None) -> Any:
+            if type(w) is int and 0 <= w < len(cases):
+                return cases[w]
+            raise _bad(f"a case of {t}")
+
+        return dec_enum
+    if isinstance(t, StructureType):
+        return _struct_decoder(t)
+    if isinstance(t, XArrayType):
+        el = decoder(t.element)
+
+        def dec_xarray(w: Any, d: Definitions | None) -> Any:
+            if type(w) is not list or len(w) != 3:
+                raise _bad("xarray")
+            order, live, tombs = w
+            if type(order) is not list or type(live) is not list or type(tombs) is not list:
+                raise _bad("xarray")
+            for p in order:
+                if type(p) is not bytes or len(p) != 16 or p == _END_RAW:
+                    raise _bad("xarray position")
+            if len(set(order)) != len(order) or len(live) + len(tombs) != len(order):
+                raise _bad("xarray positions")
+            if tombs:
+                if sorted(set(tombs)) != tombs or not all(
+                    type(i) is int and 0 <= i < len(order) for i in tombs
+                ):
+                    raise _bad("xarray tombstones")
+                dead = set(tombs)
+                live_order = [p for i, p in enumerate(order) if i not in dead]
+            else:
+                live_order = order
+            if el is _DEC_STR:
+                for x in live:
+                    if type(x) is not str:
+                        raise _bad("string")
+                values = dict(zip(live_order, live, strict=False))
+            else:
+                values = {p: el(x, d) for p, x in zip(live_order, live, strict=False)}
+            return XArray._from_parts(order, values)
+
+        return dec_xarray
+    if isinstance(t, VoidType):
+
+        def dec_void(w: Any, d: Definitions | None) -> Any:
+            if w is None:
+                return None
+            raise _bad("void")
+
+        return dec_void
+    raise DecodeError(f"type {t} cannot be decoded")
+
+
+def _struct_decoder(t: StructureType) -> Decoder:
+    cls = t.value_class
+    names = [f.name for f in t.fields]
+    env: dict[str, Any] = {"cls": cls, "new": object.__new__, "Bad": _Bad, "n": len(names)}
+    resolved: list[Decoder] = []
+
+    def resolve() -> Decoder:
+        for i, f in enumerate(t.fields):
+            env[f"d{i}"] = decoder(f.type)
+        lines = []
+        str_checks = []
+        for i, name in enumerate(names):
+            if env[f"d{i}"] is _DEC_STR:
+                lines.append(f"    o.{name} = w[{i}]")
+                str_checks.append(f"type(w[{i}]) is not str")
+            else:
+                lines.append(f"    o.{name} = d{i}(w[{i}], d)")
+        src = (
+            "def dec_struct(w, d):\n"
+            "    if type(w) is not list or len(w) != n:\n"
+            f"        raise Bad({str(t)!r})\n"
+            + (
+                f"    if {' or '.join(str_checks)}:\n        raise Bad('string')\n"
+                if str_checks
+                else ""
+            )
+            + "    o = new(cls)\n"
+            + "\n".join(lines)
+            + "\n    return o\n"
+        )
+        exec(src, env)
+        resolved.append(env["dec_struct"])
+        _decoders[t.runtime_id] = resolved[0]
+        return resolved[0]
+
+    def dec_struct_first(w: Any, d: Definitions | None) -> Any:
+        return (resolved[0] if resolved else resolve())(w, d)
+
+    return dec_struct_first
+
+
+def _lazy_dec(t: Type) -> Decoder:
+    cell: list[Decoder] = []
+
+    def dec_lazy(w: Any, d: Definitions | None) -> Any:
+        if not cell:
+            cell.append(decoder(t))
+        return cell[0](w, d)
+
+    return dec_lazy
+
+
+def _dec_str(w: Any, d: Definitions | None) -> Any:
+    if type(w) is str:
+        return w
+    raise _bad("string")
+
+
+def _dec_i64(w: Any, d: Definitions | None) -> Any:
+    if type(w) is int and -(2**63) <= w < 2**63:
+        return w
+    raise _bad("int64")
+
+
+_DEC_STR: Decoder = _dec_str
+_DEC_I64: Decoder = _dec_i64
+_decoders: dict[uuid.UUID, Decoder] = {}
+
+
+def decoder(t: Type) -> Decoder:
+    """The compiled decoder of a type."""
+    rid = t.runtime_id
+    dec = _decoders.get(rid)
+    if dec is None:
+        if isinstance(t, StringType):
+            dec = _DEC_STR
+        elif isinstance(t, IntType) and t.bits == 64 and t.signed:
+            dec = _DEC_I64
+        else:
+            dec = _build_decoder(t)
+        _decoders[rid] = dec
+    return dec
+
+
+def from_wire(w: Any, t: Type, definitions: Definitions | None = None) -> Any:
+    """Rebuild a value from its wire form (raises DecodeError)."""
+    try:
+        return decoder(t)(w, definitions)
+    except _Bad as exc:
+        raise DecodeError(f"not a canonical {t}: bad {exc}") from None
+    except DecodeError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        raise DecodeError(f"not a canonical {t}: {exc}") from None
+
+
+def decode(
+    data: bytes | bytearray | memoryview, t: Type, definitions: Definitions | None = None
+) -> Any:
+    """Decode canonical bytes of type `t` (named types inside ``any`` and keys of
+    sub-concepts need `definitions`)."""
+    return from_wire(unpack(data), t, definitions)

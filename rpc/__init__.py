@@ -1,0 +1,1 @@
+"""rpc: protocol, services, remotes and gateway built on commitdb."""
