@@ -19,7 +19,9 @@ This module is the only one that imports msgpack.
 
 from __future__ import annotations
 
+import keyword
 import math
+import struct
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -59,15 +61,27 @@ from commitdb.types import (
     VoidType,
     XArrayType,
     deduce_type,
+    is_storable,
 )
 from commitdb.values import EnumCase, Key, StructValue, Typed, XArray
 
 _END_RAW = bytes(16)
+_F32 = struct.Struct("<f")
 
 if TYPE_CHECKING:
     from commitdb.definitions import Definitions
 
-__all__ = ("decode", "decode_type", "encode", "encode_type", "pack", "unpack")
+__all__ = (
+    "decode",
+    "decode_type",
+    "encode",
+    "encode_type",
+    "from_wire",
+    "pack",
+    "to_wire",
+    "unpack",
+    "validated_copy",
+)
 
 _packer_opts: dict[str, Any] = {"use_bin_type": True, "use_single_float": False}
 _packb = msgpack.Packer(**_packer_opts).pack
@@ -216,7 +230,6 @@ def _build_encoder(t: Type) -> Encoder:
                 for i, a in enumerate(t.alternatives):
                     if a == v.type:
                         return [i, alt_encs[i](v.value)]
-                raise _NotCanonical
             natural = t.natural_index(v)
             if natural is None:
                 raise _NotCanonical
@@ -229,6 +242,8 @@ def _build_encoder(t: Type) -> Encoder:
             if v is None:
                 return None
             if isinstance(v, Typed):
+                if not is_storable(v.type):
+                    raise _NotCanonical
                 return [type_to_wire(v.type), encoder(v.type)(v.value)]
             dt = deduce_type(v)
             if dt is None:
@@ -353,7 +368,11 @@ def _map_encoder(t: MapType) -> Encoder:
             if type(v) is not dict:
                 raise _NotCanonical
             out: list[Any] = []
-            for k in sorted(v):
+            try:
+                keys = sorted(v)
+            except TypeError:  # keys of mixed types: not canonical, let check() say why
+                raise _NotCanonical from None
+            for k in keys:
                 x = v[k]
                 if type(k) is not str or type(x) is not int or not -(2**63) <= x < 2**63:
                     raise _NotCanonical
@@ -391,12 +410,12 @@ def _struct_encoder(t: StructureType) -> Encoder:
     def resolve() -> Encoder:
         for i, f in enumerate(t.fields):
             env[f"e{i}"] = encoder(f.type)
+        get = [_attr("v", n) for n in names]
         body = ", ".join(
-            f"v.{n}" if env[f"e{i}"] is _ENC_STR_RAW else f"e{i}(v.{n})"
-            for i, n in enumerate(names)
+            g if env[f"e{i}"] is _ENC_STR_RAW else f"e{i}({g})" for i, g in enumerate(get)
         )
         checks = " or ".join(
-            f"type(v.{n}) is not str" for i, n in enumerate(names) if env[f"e{i}"] is _ENC_STR_RAW
+            f"type({g}) is not str" for i, g in enumerate(get) if env[f"e{i}"] is _ENC_STR_RAW
         )
         src = (
             "def enc_struct(v):\n"
@@ -414,6 +433,18 @@ def _struct_encoder(t: StructureType) -> Encoder:
         return (resolved[0] if resolved else resolve())(v)
 
     return enc_struct_first
+
+
+def _attr(obj: str, name: str) -> str:
+    """Source reading a field (a Python keyword, legal as a DSM field name, needs getattr)."""
+    return f"getattr({obj}, {name!r})" if keyword.iskeyword(name) else f"{obj}.{name}"
+
+
+def _set_attr(obj: str, name: str, expr: str) -> str:
+    """Source line writing a field (see :func:`_attr`)."""
+    if keyword.iskeyword(name):
+        return f"    setattr({obj}, {name!r}, {expr})"
+    return f"    {obj}.{name} = {expr}"
 
 
 def _lazy(t: Type) -> Encoder:
@@ -503,6 +534,17 @@ def to_wire(value: Any, t: Type) -> Any:
         return enc(normalized)
     except _NotCanonical:
         raise ValidationError(str(t), f"a value that does not normalize ({value!r})") from None
+
+
+def validated_copy(value: Any, t: Type, where: str = "") -> Any:
+    """Validate `value` against `t` and return a normalized copy sharing nothing mutable."""
+    from commitdb.copier import copier
+
+    try:
+        encoder(t)(value)
+    except _NotCanonical:
+        return t.check(value, where)  # check builds fresh containers
+    return copier(t)(value)
 
 
 def encode(value: Any, t: Type) -> bytes:
@@ -630,14 +672,25 @@ def _build_decoder(t: Type) -> Decoder:
             raise _bad(name)
 
         return dec_int
-    if isinstance(t, FloatType | DoubleType):
+    if isinstance(t, FloatType):
+        f32 = _F32.pack
+        u32 = _F32.unpack
 
-        def dec_float(w: Any, d: Definitions | None) -> Any:
+        def dec_float32(w: Any, d: Definitions | None) -> Any:
+            # a float must be a binary32 value (finite values within range, exactly)
+            if type(w) is float and (w != w or u32(f32(w))[0] == w):
+                return w
+            raise _bad("float (binary32)")
+
+        return dec_float32
+    if isinstance(t, DoubleType):
+
+        def dec_double(w: Any, d: Definitions | None) -> Any:
             if type(w) is float:
                 return w
-            raise _bad(t.kind)
+            raise _bad("double")
 
-        return dec_float
+        return dec_double
     if isinstance(t, StringType):
 
         def dec_str(w: Any, d: Definitions | None) -> Any:
@@ -804,6 +857,8 @@ def _build_decoder(t: Type) -> Decoder:
             if type(w) is not list or len(w) != 2:
                 raise _bad("any")
             inner_t = type_from_wire(w[0], d)
+            if not is_storable(inner_t):
+                raise _bad(f"any holding a {inner_t}")
             v = decoder(inner_t)(w[1], d)
             if deduce_type(v) == inner_t:
                 return v
@@ -813,12 +868,14 @@ def _build_decoder(t: Type) -> Decoder:
     if isinstance(t, KeyType):
         target = t.target
         target_rid = target.runtime_id.bytes
+        target_is_concept = isinstance(target, ConceptType)
 
         def dec_key(w: Any, d: Definitions | None) -> Any:
             if type(w) is not bytes or len(w) != 32:
                 raise _bad("key")
             crid = w[:16]
-            if crid == target_rid:
+            if crid == target_rid and (target_is_concept or w[16:] == _END_RAW):
+                # a club / any_concept names an instance's concept only in the nil default key
                 return Key(target, uuid.UUID(bytes=w[16:]))  # type: ignore[arg-type]
             if d is None:
                 raise _bad(f"key of another concept than {target} (definitions needed)")
@@ -896,10 +953,10 @@ def _struct_decoder(t: StructureType) -> Decoder:
         str_checks = []
         for i, name in enumerate(names):
             if env[f"d{i}"] is _DEC_STR:
-                lines.append(f"    o.{name} = w[{i}]")
+                lines.append(_set_attr("o", name, f"w[{i}]"))
                 str_checks.append(f"type(w[{i}]) is not str")
             else:
-                lines.append(f"    o.{name} = d{i}(w[{i}], d)")
+                lines.append(_set_attr("o", name, f"d{i}(w[{i}], d)"))
         src = (
             "def dec_struct(w, d):\n"
             "    if type(w) is not list or len(w) != n:\n"

@@ -56,13 +56,13 @@ _KEYWORDS = frozenset(
 
 
 def is_valid_identifier(name: str, *, type_name: bool = True) -> bool:
-    """ASCII letter or underscore, then letters, digits, underscores.
+    """An ASCII letter, then ASCII letters, digits, underscores (engine spec §1.3).
 
     Type names (namespaces, concepts, clubs, enumerations, structures, attachments, pools)
     must also not be a DSM keyword or built-in type name; field, case and parameter names
     only need the shape (``string key;`` is a legal field).
     """
-    if not name or not (name[0].isascii() and (name[0].isalpha() or name[0] == "_")):
+    if not isinstance(name, str) or not name or not (name[0].isascii() and name[0].isalpha()):
         return False
     if not all(c.isascii() and (c.isalnum() or c == "_") for c in name):
         return False
@@ -155,7 +155,11 @@ class Definitions:
         parent: ConceptType | None = None,
         documentation: str | None = None,
     ) -> ConceptType:
-        """Register a concept (optionally ``is a`` parent)."""
+        """Register a concept (optionally ``is a`` parent, which must be registered)."""
+        if parent is not None:
+            if not isinstance(parent, ConceptType):
+                raise DefinitionError(f"concept {name}: parent {parent} is not a concept")
+            self._require_registered(parent, f"concept {name} parent")
         ns = self._own_namespace(namespace)
         return cast(ConceptType, self._register(ConceptType(ns, name, parent, documentation)))
 

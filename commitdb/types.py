@@ -223,7 +223,10 @@ class FloatType(Type):
 
     def check(self, value: object, where: str = "") -> Any:
         if type(value) is float or (isinstance(value, int | float) and not isinstance(value, bool)):
-            v = float(value)
+            try:
+                v = float(value)
+            except OverflowError:  # an int beyond the double range
+                raise ValidationError("float (binary32 range)", describe(value), where) from None
             if math.isfinite(v) and abs(v) > _FLOAT32_MAX:
                 raise ValidationError("float (binary32 range)", describe(value), where)
             return _pack_f.unpack(_pack_f.pack(v))[0]
@@ -260,10 +263,13 @@ class StringType(Type):
     kind = "string"
 
     def check(self, value: object, where: str = "") -> Any:
-        if type(value) is str:
-            return value
         if isinstance(value, str):
-            return str(value)
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:  # lone surrogates
+                    raise ValidationError("string (UTF-8 text)", describe(value), where) from None
+            return value if type(value) is str else str(value)
         raise self.fail(value, where)
 
     def default(self) -> Any:
@@ -575,7 +581,8 @@ class VariantType(Type):
     A plain value goes to the alternative of its natural type (an int to an integer
     alternative, int64 first; a float to double, then float; ...). Wrap the value in
     :class:`Typed` to pick another alternative. The normalized value is plain when the
-    natural choice is the chosen alternative, else a :class:`Typed`.
+    natural choice is the chosen alternative, else a :class:`Typed`. A :class:`Typed` whose
+    type is no alternative is a plain value (an ``any`` alternative may hold it).
     """
 
     __slots__ = ("alternatives",)
@@ -616,7 +623,7 @@ class VariantType(Type):
             for i, a in enumerate(self.alternatives):
                 if a == value.type:
                     return i, value.value
-            raise self.fail(value, where)
+            # not an alternative's type: a plain value (an ``any`` alternative holds it)
         natural = self.natural_index(value)
         if natural is None:
             raise self.fail(value, where)
@@ -726,6 +733,10 @@ class MatType(Type):
     def check(self, value: object, where: str = "") -> Any:
         n = self.columns * self.rows
         if isinstance(value, list | tuple) and value and all(_is_seq(c) for c in value):
+            if len(value) != self.columns or any(len(c) != self.rows for c in value):
+                raise self.fail(
+                    value, where, f"{self} ({self.columns} columns of {self.rows} numbers)"
+                )
             value = [x for col in value for x in col]
         if not isinstance(value, list | tuple) or len(value) != n:
             raise self.fail(value, where, f"{self} ({n} numbers, column-major)")
@@ -890,13 +901,10 @@ class EnumerationType(NamedType):
                 return self._by_name[value.name]
             raise self.fail(value, where)
         if isinstance(value, str):
-            name = value.rsplit(".", 1)[-1] if "." in value else value
+            # 'a', '.a', 'Enum.a' or 'NS::Enum.a'
+            prefix, _, name = value.rpartition(".")
             c = self._by_name.get(name)
-            if c is not None and (
-                "." not in value
-                or value.startswith(".")
-                or value.rsplit(".", 1)[0] in (self.name, self.qualified_name)
-            ):
+            if c is not None and prefix in ("", self.name, self.qualified_name):
                 return c
             raise ValidationError(
                 f"a case of {self.qualified_name} ({', '.join(self._by_name)})",
@@ -934,6 +942,7 @@ class Field:
         _require_storable(type, f"field {name}")
         if default is not None:
             default = type.check(default, f".{name}")
+            _check_default(default, name)
             if default == type.default():
                 default = None  # a default equal to the zero value is not retained
         self.default = default
@@ -948,6 +957,29 @@ class Field:
     def __repr__(self) -> str:
         d = f" = {self.default!r}" if self.default is not None else ""
         return f"<field {self.type} {self.name}{d}>"
+
+
+def _check_default(value: object, name: str) -> None:
+    """Refuse defaults that would make a structure's runtime id unstable or non-portable:
+    non-finite floats (engine spec §1.3) and non-empty xarrays (fresh random positions)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise DefinitionError(f"field {name}: a default may not be non-finite ({value})")
+    elif isinstance(value, XArray):
+        if value.positions()[:-1]:
+            raise DefinitionError(f"field {name}: an xarray default must be empty")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for v in value:
+            _check_default(v, name)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_default(k, name)
+            _check_default(v, name)
+    elif isinstance(value, StructValue):
+        for f in value._fields:
+            _check_default(getattr(value, f), name)
+    elif isinstance(value, Typed):
+        _check_default(value.value, name)
 
 
 def _fresh(value: Any) -> Any:
@@ -978,6 +1010,10 @@ class StructureType(NamedType):
         if not self.fields:
             raise DefinitionError(f"structure {name} needs at least one field")
         names = [f.name for f in self.fields]
+        for n in names:
+            # field names become attributes of the value class; '_' names are its own
+            if not isinstance(n, str) or not (n.isascii() and n.isidentifier()) or n[0] == "_":
+                raise DefinitionError(f"structure {name}: invalid field name {n!r}")
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise DefinitionError(f"structure {name} has field {dup!r} twice")
@@ -1079,6 +1115,8 @@ class KeyType(Type):
 
     def accepts_concept(self, concept: ConceptType) -> bool:
         """True if a key of `concept` is a key of this type."""
+        if not isinstance(concept, ConceptType):
+            return False  # e.g. the club of the default key of a key<Club>
         t = self.target
         if isinstance(t, AnyConceptType):
             return True

@@ -69,7 +69,8 @@ class Key:
         )
 
     def __repr__(self) -> str:
-        return f"Key({self.concept.qualified_name}, {self.id})"
+        # str(): the default key of key<Club> / key<any_concept> carries the club or any_concept
+        return f"Key({self.concept}, {self.id})"
 
     def __copy__(self) -> Key:
         return self
@@ -115,7 +116,12 @@ class EnumCase:
         return hash((self.enumeration.runtime_id, self.name))
 
     def __lt__(self, other: EnumCase) -> bool:
-        return self.index < other.index
+        # Cases order by name, not ordinal (engine spec §1.3); cases of different
+        # enumerations order by enumeration runtime id first.
+        mine, theirs = self.enumeration.runtime_id, other.enumeration.runtime_id
+        if mine != theirs:
+            return mine.bytes < theirs.bytes
+        return self.name < other.name
 
     def __repr__(self) -> str:
         return f"{self.enumeration.name}.{self.name}"
@@ -204,10 +210,12 @@ class StructValue:
 
 
 def _hashable(value: object) -> object:
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
+        # tuples too: a tuple<vector<T>> value is a tuple holding lists
         return tuple(_hashable(v) for v in value)
     if isinstance(value, dict):
-        return tuple(sorted((hash(k), _hashable(v)) for k, v in value.items()))
+        # keys are hashable; no sorting (values of equal key hashes may not be orderable)
+        return frozenset((k, _hashable(v)) for k, v in value.items())
     if isinstance(value, set):
         return frozenset(value)
     if isinstance(value, XArray):

@@ -22,7 +22,7 @@ doc string, written between triple double quotes, may precede each declaration m
     targ        := type | INT
     literal     := INT | FLOAT | STRING | 'true' | 'false' | '.' IDENT | name '.' IDENT
                  | '{' [literal (',' literal)* [',']] '}'
-    UUID        := '{' 8-4-4-4-12 hexadecimal digits '}'
+    UUID        := '{' 8-4-4-4-12 hexadecimal digits '}'   (blanks allowed inside the braces)
 
 ``mutable`` is only accepted in an ``attachment_function_pool``. Generic types are checked for
 arity here (``vector set optional xarray key``: 1 type; ``map``: 2 types; ``vec``: type and

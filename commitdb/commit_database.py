@@ -1,0 +1,816 @@
+"""CommitDatabase: an append-only, content-addressed DAG of typed document mutations.
+
+Storage layout (one LMDB environment, named tables):
+
+========  ==================================  =============================================
+table     key                                 value
+========  ==================================  =============================================
+meta      name                                format, uuid, documentation, definitions, ...
+commits   commit id (32)                      header + seq, height, simple flag
+seqs      u64be creation sequence             commit id (creation order)
+children  parent id ‖ child id                (empty)
+nephews   merge target id ‖ merge id          (empty)
+heads     commit id                           (empty)
+docs      document address (48) ‖ u64be seq   commit id, encoded ops, snapshot, counters
+cdocs     commit id ‖ u32be index             document address (program order)
+blobs     blob id                             layout, size, chunk count
+chunks    blob id ‖ u32be chunk index         bytes
+========  ==================================  =============================================
+
+``docs`` is the per-document index: reading one document at a commit touches only that
+document's entries, and each entry keeps the materialized document after that commit (its
+*snapshot*), so a read does not replay the document's whole history (see
+:mod:`commitdb.state`). One write transaction per commit; durable by default.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from commitdb.blobs import BLOB_TABLES, BlobInfo, BlobLayout, BlobStatistics, BlobStore, BlobStream
+from commitdb.codec import pack, unpack
+from commitdb.commits import CommitData, CommitHeader, CommitKind, compute_commit_id
+from commitdb.dag import Linearization, linearize, mask
+from commitdb.definitions import Definitions, ExtendInfo
+from commitdb.definitions_codec import decode_definitions, encode_definitions
+from commitdb.errors import (
+    CommitDBError,
+    CommitError,
+    CorruptDatabaseError,
+    DecodeError,
+    MissingBlobError,
+    StorageError,
+    UnknownCommitError,
+)
+from commitdb.ids import BlobId, CommitId
+from commitdb.opcodes import (
+    DocAddress,
+    OpKind,
+    program_bytes,
+    split_program,
+)
+from commitdb.storage import LmdbStorage, MemoryStorage, Storage
+
+if TYPE_CHECKING:
+    from commitdb.mutable_state import CommitMutableState
+    from commitdb.state import CommitState
+    from commitdb.storage import ReadTxn, WriteTxn
+
+__all__ = ("COMMIT_TABLES", "CommitDatabase", "CommitRecord", "DocEntry")
+
+COMMIT_TABLES = (
+    "meta", "commits", "seqs", "children", "nephews", "heads", "docs", "cdocs", *BLOB_TABLES,
+)  # fmt: skip
+FORMAT = b"commitdb-commit/1"
+INVALID = CommitId.INVALID
+
+# snapshot markers inside a docs entry
+SNAP_UNKNOWN = None  # not computed (commit imported by sync): replay to know
+SNAP_ABSENT = False  # the document does not exist after this commit
+SNAP_IN_OPS = 1  # the ops are a single Document_Set: the snapshot is that value
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRecord:
+    """A commit header with the engine's bookkeeping (creation order, height, simple)."""
+
+    header: CommitHeader
+    seq: int
+    height: int
+    simple: bool  # a chain of Mutations commits down to the root: no merge, no mask
+
+
+@dataclass(frozen=True, slots=True)
+class DocEntry:
+    """One commit's opcodes for one document, with the document's snapshot after it."""
+
+    commit_id: CommitId
+    seq: int
+    ops: bytes
+    snapshot: bytes | bool | int | None
+    touches: int  # number of commits touching this document in lin(commit), this one included
+    all_enabled: bool  # every such commit was enabled when the snapshot was taken
+    resets: bool  # the ops contain a Document_Set or Document_Delete
+
+    def snapshot_bytes(self) -> bytes | None:
+        """Encoded document after this commit (None if absent or unknown)."""
+        s = self.snapshot
+        if type(s) is int:  # SNAP_IN_OPS
+            return self.ops[3:]  # b"\x91\x92\x00" + encoded value
+        if type(s) is bytes:
+            return s
+        return None
+
+    @property
+    def snapshot_known(self) -> bool:
+        """False when the snapshot was never computed (the commit came from a sync)."""
+        return self.snapshot is not SNAP_UNKNOWN
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _author() -> str:
+    env = os.environ.get("COMMITDB_AUTHOR")
+    if env:
+        return env
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database in some containers
+        return ""
+
+
+class CommitDatabase:
+    """An embedded commit database on LMDB (or in memory)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._blobs = BlobStore(storage)
+        self._records: OrderedDict[CommitId, CommitRecord] = OrderedDict()
+        self._lin_cache: dict[CommitId, Linearization] = {}
+        self._states: OrderedDict[CommitId, CommitState] = OrderedDict()
+        with storage.read() as txn:
+            fmt = txn.get("meta", b"format")
+            if fmt != FORMAT:
+                raise CorruptDatabaseError(
+                    f"{storage.path} is not a commitdb commit database (format {fmt!r})"
+                )
+            self._uuid = uuid.UUID(bytes=txn.get("meta", b"uuid") or bytes(16))
+            self._documentation = (txn.get("meta", b"documentation") or b"").decode()
+            self._defs_raw = txn.get("meta", b"definitions") or b""
+        self._defs = decode_definitions(self._defs_raw) if self._defs_raw else Definitions()
+
+    # -- factories ------------------------------------------------------------------------
+    @classmethod
+    def _initialize(
+        cls, storage: Storage, definitions: Definitions | None, documentation: str | None
+    ) -> CommitDatabase:
+        with storage.write() as txn:
+            txn.put("meta", b"format", FORMAT)
+            txn.put("meta", b"uuid", uuid.uuid4().bytes)
+            txn.put("meta", b"documentation", (documentation or "").encode())
+            txn.put("meta", b"definitions", encode_definitions(definitions or Definitions()))
+            txn.put("meta", b"next_seq", _u64(0))
+            txn.put("meta", b"data_version", _u64(0))
+        return cls(storage)
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        definitions: Definitions | None = None,
+        *,
+        documentation: str | None = None,
+        durable: bool = True,
+    ) -> CommitDatabase:
+        """Create a new database at `path` (fails if it exists)."""
+        storage = LmdbStorage.create(os.fspath(path), COMMIT_TABLES, durable=durable)
+        try:
+            return cls._initialize(storage, definitions, documentation)
+        except BaseException:
+            storage.close()
+            raise
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], *, readonly: bool = False, durable: bool = True
+    ) -> CommitDatabase:
+        """Open an existing database (fails if missing or not a commit database)."""
+        storage = LmdbStorage.open(
+            os.fspath(path), COMMIT_TABLES, readonly=readonly, durable=durable
+        )
+        try:
+            return cls(storage)
+        except BaseException:
+            storage.close()
+            raise
+
+    @classmethod
+    def create_in_memory(
+        cls, definitions: Definitions | None = None, *, documentation: str | None = None
+    ) -> CommitDatabase:
+        """A database that lives in memory only (tests, scratch work)."""
+        return cls._initialize(MemoryStorage(COMMIT_TABLES), definitions, documentation)
+
+    @staticmethod
+    def is_compatible(path: str | os.PathLike[str]) -> bool:
+        """True if `path` holds a commitdb commit database."""
+        try:
+            db = CommitDatabase.open(path, readonly=True)
+        except (CommitDBError, OSError):
+            return False
+        db.close()
+        return True
+
+    # -- metadata and lifecycle ------------------------------------------------------------
+    def close(self) -> None:
+        """Close the database; further calls raise DatabaseClosedError."""
+        self._storage.close()
+        self._states.clear()
+        self._lin_cache.clear()
+
+    def is_closed(self) -> bool:
+        """True once closed."""
+        return self._storage.closed
+
+    def __enter__(self) -> CommitDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def path(self) -> str:
+        """The database path ('InMemory' for memory databases)."""
+        return self._storage.path
+
+    def in_memory(self) -> bool:
+        """True for a memory database."""
+        return self._storage.in_memory
+
+    def uuid(self) -> uuid.UUID:
+        """The uuid generated at creation."""
+        return self._uuid
+
+    def documentation(self) -> str:
+        """The documentation given at creation."""
+        return self._documentation
+
+    def codec_name(self) -> str:
+        """The value codec ('msgpack-canonical')."""
+        return "msgpack-canonical"
+
+    def __repr__(self) -> str:
+        return f"<CommitDatabase {self.path()}>"
+
+    # -- definitions ----------------------------------------------------------------------
+    def _refresh_definitions(self, txn: ReadTxn) -> None:
+        raw = txn.get("meta", b"definitions") or b""
+        if raw != self._defs_raw:
+            self._defs = decode_definitions(raw)
+            self._defs_raw = raw
+
+    def definitions(self) -> Definitions:
+        """The definitions of the database (a snapshot: ask again after extending)."""
+        with self._storage.read() as txn:
+            self._refresh_definitions(txn)
+        return self._defs
+
+    def extend_definitions(self, definitions: Definitions) -> ExtendInfo:
+        """Add types and attachments (additive only; a conflict raises and adds nothing)."""
+        with self._storage.write() as txn:
+            self._refresh_definitions(txn)
+            merged = self._defs.copy()
+            info = merged.extend(definitions)
+            if info.count():
+                raw = encode_definitions(merged)
+                txn.put("meta", b"definitions", raw)
+                self._bump(txn)
+                self._defs, self._defs_raw = merged, raw
+        return info
+
+    def definitions_hexdigest(self) -> str:
+        """Digest of the definitions (the sync comparison key)."""
+        return self.definitions().hexdigest()
+
+    # -- records --------------------------------------------------------------------------
+    def _record(self, commit_id: CommitId, txn: ReadTxn | None = None) -> CommitRecord:
+        rec = self._records.get(commit_id)
+        if rec is not None:
+            return rec
+        if txn is None:
+            with self._storage.read() as t:
+                raw = t.get("commits", commit_id)
+        else:
+            raw = txn.get("commits", commit_id)
+        if raw is None:
+            raise UnknownCommitError(f"missing commit {commit_id.hex()}")
+        w = unpack(raw)
+        try:
+            rec = CommitRecord(CommitHeader.from_wire(w[:7]), w[7], w[8], w[9])
+        except (IndexError, TypeError) as exc:
+            raise DecodeError(f"corrupt commit record {commit_id.hex()}: {exc}") from None
+        self._records[commit_id] = rec
+        if len(self._records) > 200_000:
+            self._records.popitem(last=False)
+        return rec
+
+    def _header(self, commit_id: CommitId) -> CommitHeader:
+        return self._record(commit_id).header
+
+    def _check_id(self, commit_id: object) -> CommitId:
+        if isinstance(commit_id, CommitId):
+            return commit_id
+        if isinstance(commit_id, bytes | bytearray) and len(commit_id) == 32:
+            return CommitId(commit_id)
+        if isinstance(commit_id, str):
+            try:
+                return CommitId.from_hex(commit_id)
+            except ValueError as exc:
+                raise CommitError(str(exc)) from None
+        raise CommitError(f"expected a CommitId, got {type(commit_id).__name__}")
+
+    # -- DAG queries ----------------------------------------------------------------------
+    def commit_ids(self) -> set[CommitId]:
+        """Every commit id."""
+        with self._storage.read() as txn:
+            return {CommitId(k) for k in txn.keys("commits")}
+
+    def commit_ids_in_order(self) -> list[CommitId]:
+        """Every commit id in creation order (parents always before children)."""
+        with self._storage.read() as txn:
+            return [CommitId(v) for _, v in txn.items("seqs")]
+
+    def head_commit_ids(self) -> set[CommitId]:
+        """Commits that are neither a parent nor a merge target."""
+        with self._storage.read() as txn:
+            return {CommitId(k) for k in txn.keys("heads")}
+
+    def children_commit_ids(self, commit_id: CommitId) -> set[CommitId]:
+        """Commits whose parent is `commit_id`."""
+        cid = self._check_id(commit_id)
+        with self._storage.read() as txn:
+            return {CommitId(k[32:]) for k in txn.keys("children", bytes(cid))}
+
+    def nephew_commit_ids(self, commit_id: CommitId) -> set[CommitId]:
+        """Merge commits whose target is `commit_id`."""
+        cid = self._check_id(commit_id)
+        with self._storage.read() as txn:
+            return {CommitId(k[32:]) for k in txn.keys("nephews", bytes(cid))}
+
+    def first_commit_id(self) -> CommitId | None:
+        """The first commit in creation order (None if empty)."""
+        with self._storage.read() as txn:
+            for _, v in txn.items("seqs"):
+                return CommitId(v)
+        return None
+
+    def last_commit_id(self) -> CommitId | None:
+        """The commit with the greatest timestamp, ties going to the most recently stored."""
+        with self._storage.read() as txn:
+            raw = txn.get("meta", b"last")
+        return CommitId(raw) if raw else None
+
+    def commit_exists(self, commit_id: CommitId) -> bool:
+        """True if the commit is stored."""
+        cid = self._check_id(commit_id)
+        if cid in self._records:
+            return True
+        with self._storage.read() as txn:
+            return txn.has("commits", cid)
+
+    def commit_header(self, commit_id: CommitId) -> CommitHeader:
+        """The header of a commit (UnknownCommitError if absent)."""
+        return self._header(self._check_id(commit_id))
+
+    def commit_count(self) -> int:
+        """Number of commits."""
+        with self._storage.read() as txn:
+            return txn.count("commits")
+
+    def is_ancestor(self, ancestor: CommitId, descendant: CommitId) -> bool:
+        """True if `ancestor` is reachable from `descendant` through parent and merge-target
+        links (reflexive)."""
+        a = self._check_id(ancestor)
+        d = self._check_id(descendant)
+        ra = self._record(a)
+        self._record(d)
+        seen: set[CommitId] = set()
+        stack = [d]
+        while stack:
+            c = stack.pop()
+            if c == a:
+                return True
+            if c in seen or not c.is_valid:
+                continue
+            seen.add(c)
+            rc = self._record(c)
+            if rc.height < ra.height:
+                continue
+            stack.append(rc.header.parent_commit_id)
+            if rc.header.kind == CommitKind.MERGE:
+                stack.append(rc.header.target_commit_id)
+        return False
+
+    def is_mergeable(self, parent: CommitId, target: CommitId) -> bool:
+        """True if the two commits have diverged (neither is an ancestor of the other)."""
+        return not self.is_ancestor(parent, target) and not self.is_ancestor(target, parent)
+
+    def linearization(self, commit_id: CommitId) -> list[CommitId]:
+        """The linearized history of a commit (engine spec §5.2)."""
+        cid = self._check_id(commit_id)
+        return list(self._linearize(cid).order)
+
+    def _linearize(self, commit_id: CommitId) -> Linearization:
+        if len(self._lin_cache) > 256:
+            self._lin_cache.clear()
+        return linearize(commit_id, self._header, self._lin_cache)
+
+    def enabled_by_commit_id(self, commit_id: CommitId) -> dict[CommitId, bool]:
+        """The enable flag of every commit in the history of `commit_id`."""
+        cid = self._check_id(commit_id)
+        lin = self._linearize(cid)
+        flags = mask(lin, self._header)
+        return {c: flags.get(c, True) for c in lin.order}
+
+    # -- commits --------------------------------------------------------------------------
+    def commit_mutations(
+        self, label: str, mutable_state: CommitMutableState, *, author: str | None = None
+    ) -> CommitId:
+        """Append a Mutations commit of the mutable state's program on its base commit.
+
+        The mutable state is sealed afterwards: further mutation or a second commit raises.
+        """
+        return mutable_state._commit_into(self, label, author)
+
+    def _write_mutations(
+        self,
+        label: str,
+        base: CommitId,
+        entries: Sequence[tuple[DocAddress, bytes, Any, int, bool, bool]],
+        blob_ids: set[BlobId],
+        author: str | None,
+    ) -> CommitId:
+        """Write a Mutations commit; entries are (address, ops bytes, snapshot, touches,
+        all_enabled, resets)."""
+        program = program_bytes((a, ops) for a, ops, *_ in entries)
+        cid = compute_commit_id(base, CommitKind.MUTATIONS, INVALID, program)
+        header = CommitHeader(
+            cid,
+            base,
+            INVALID,
+            CommitKind.MUTATIONS,
+            label,
+            time.time(),
+            _author() if author is None else author,
+        )
+        with self._storage.write() as txn:
+            if txn.has("commits", cid):
+                return cid
+            if base.is_valid and not txn.has("commits", base):
+                raise UnknownCommitError(f"missing commit {base.hex()}")
+            for b in blob_ids:
+                if not txn.has("blobs", b):
+                    raise MissingBlobError(f"the commit references a missing blob {b.hex()}")
+            seq = self._append_commit(txn, header)
+            for i, (address, ops, snap, touches, all_enabled, resets) in enumerate(entries):
+                txn.put(
+                    "docs",
+                    address + _u64(seq),
+                    pack([bytes(cid), ops, snap, touches, all_enabled, resets]),
+                )
+                txn.put("cdocs", bytes(cid) + i.to_bytes(4, "big"), address)
+        return cid
+
+    def _append_commit(self, txn: WriteTxn, header: CommitHeader) -> int:
+        """Write the commit record and DAG indexes; returns its creation sequence."""
+        cid = header.commit_id
+        parent = header.parent_commit_id
+        seq = int.from_bytes(txn.get("meta", b"next_seq") or _u64(0), "big")
+        height = 0
+        simple = header.kind == CommitKind.MUTATIONS
+        if parent.is_valid:
+            prec = self._record(parent, txn)
+            height = prec.height + 1
+            simple = simple and prec.simple
+        if header.kind == CommitKind.MERGE:
+            height = max(height, self._record(header.target_commit_id, txn).height + 1)
+        txn.put("commits", cid, pack([*header.to_wire(), seq, height, simple]))
+        txn.put("seqs", _u64(seq), cid)
+        txn.put("meta", b"next_seq", _u64(seq + 1))
+        if parent.is_valid:
+            txn.put("children", bytes(parent) + bytes(cid), b"")
+            txn.delete("heads", parent)
+        if header.kind == CommitKind.MERGE:
+            txn.put("nephews", bytes(header.target_commit_id) + bytes(cid), b"")
+            txn.delete("heads", header.target_commit_id)
+        if not txn.has("children", bytes(cid)) and not txn.has("nephews", bytes(cid)):
+            txn.put("heads", cid, b"")
+        last = txn.get("meta", b"last")
+        if last is None or header.timestamp >= self._record(CommitId(last), txn).header.timestamp:
+            txn.put("meta", b"last", cid)
+        self._bump(txn)
+        return seq
+
+    @staticmethod
+    def _bump(txn: WriteTxn) -> None:
+        v = int.from_bytes(txn.get("meta", b"data_version") or _u64(0), "big")
+        txn.put("meta", b"data_version", _u64(v + 1))
+
+    def _structural_commit(
+        self, kind: CommitKind, label: str, parent: CommitId, target: CommitId, author: str | None
+    ) -> CommitId:
+        parent = self._check_id(parent)
+        target = self._check_id(target)
+        if not self.commit_exists(parent):
+            raise UnknownCommitError(f"missing commit {parent.hex()}")
+        if not self.commit_exists(target):
+            raise UnknownCommitError(f"missing commit {target.hex()}")
+        if kind == CommitKind.MERGE and not self.is_mergeable(parent, target):
+            raise CommitError(
+                f"{parent.hex()[:12]} and {target.hex()[:12]} are not mergeable "
+                "(one is the ancestor of the other)"
+            )
+        cid = compute_commit_id(parent, kind, target, b"")
+        header = CommitHeader(
+            cid, parent, target, kind, label, time.time(), _author() if author is None else author
+        )
+        with self._storage.write() as txn:
+            if not txn.has("commits", cid):
+                self._append_commit(txn, header)
+        return cid
+
+    def merge_commit(
+        self, label: str, parent: CommitId, target: CommitId, *, author: str | None = None
+    ) -> CommitId:
+        """Append a Merge of `target` into `parent` (the target's operations win)."""
+        return self._structural_commit(CommitKind.MERGE, label, parent, target, author)
+
+    def disable_commit(
+        self, label: str, parent: CommitId, disabled: CommitId, *, author: str | None = None
+    ) -> CommitId:
+        """Append a Disable commit on `parent` that masks `disabled`."""
+        return self._structural_commit(CommitKind.DISABLE, label, parent, disabled, author)
+
+    def enable_commit(
+        self, label: str, parent: CommitId, enabled: CommitId, *, author: str | None = None
+    ) -> CommitId:
+        """Append an Enable commit on `parent` that unmasks `enabled`."""
+        return self._structural_commit(CommitKind.ENABLE, label, parent, enabled, author)
+
+    # -- documents index (used by CommitState) ---------------------------------------------
+    @staticmethod
+    def _entry(key: bytes, raw: bytes) -> DocEntry:
+        w = unpack(raw)
+        try:
+            cid, ops, snap, touches, all_enabled, resets = w
+            return DocEntry(
+                CommitId(cid),
+                int.from_bytes(key[48:], "big"),
+                ops,
+                snap,
+                touches,
+                all_enabled,
+                resets,
+            )
+        except (TypeError, ValueError) as exc:
+            raise DecodeError(f"corrupt document entry: {exc}") from None
+
+    def _doc_entries(self, address: DocAddress, txn: ReadTxn | None = None) -> list[DocEntry]:
+        """Every entry of a document, in creation order (all branches)."""
+        if txn is None:
+            with self._storage.read() as t:
+                return [self._entry(k, v) for k, v in t.items("docs", address)]
+        return [self._entry(k, v) for k, v in txn.items("docs", address)]
+
+    def _doc_entries_before(
+        self, address: DocAddress, seq: int, txn: ReadTxn
+    ) -> Iterator[DocEntry]:
+        """Entries of a document with sequence <= seq, newest first."""
+        start = address + _u64(seq)
+        for k, v in txn.items("docs", address, start=start, reverse=True):
+            yield self._entry(k, v)
+
+    def _addresses(self, prefix: bytes, txn: ReadTxn) -> list[DocAddress]:
+        """Distinct document addresses under a prefix (an attachment id, usually)."""
+        out: list[DocAddress] = []
+        last = b""
+        for k in txn.keys("docs", prefix):
+            a = k[:48]
+            if a != last:
+                out.append(a)
+                last = a
+        return out
+
+    def _read(self) -> Any:
+        return self._storage.read()
+
+    # -- states ---------------------------------------------------------------------------
+    def state(self, commit_id: CommitId | None) -> CommitState:
+        """The reconstructed state at a commit (None or INVALID: the initial state)."""
+        from commitdb.state import CommitState
+
+        if commit_id is None:
+            return self.initial_state()
+        cid = self._check_id(commit_id)
+        if not cid.is_valid:
+            return self.initial_state()
+        st = self._states.get(cid)
+        if st is not None:
+            self._states.move_to_end(cid)
+            return st
+        st = CommitState(self, cid)
+        self._states[cid] = st
+        if len(self._states) > 64:
+            self._states.popitem(last=False)
+        return st
+
+    def initial_state(self) -> CommitState:
+        """The empty state before the first commit."""
+        from commitdb.state import CommitState
+
+        return CommitState(self, INVALID)
+
+    def merge_state(self, ours: CommitId, theirs: CommitId) -> CommitState:
+        """The state a merge of `theirs` into `ours` would produce, without writing it."""
+        from commitdb.state import CommitState
+
+        ours = self._check_id(ours)
+        theirs = self._check_id(theirs)
+        if not self.is_mergeable(ours, theirs):
+            raise CommitError("not mergeable (one is the ancestor of the other)")
+        return CommitState(self, INVALID, virtual_merge=(ours, theirs))
+
+    # -- blobs ----------------------------------------------------------------------------
+    def create_blob(
+        self, data: bytes | bytearray | memoryview, layout: BlobLayout | None = None
+    ) -> BlobId:
+        """Store a blob (content-addressed, idempotent)."""
+        blob_id = self._blobs.create(data, layout)
+        return blob_id
+
+    def blob_stream(self, layout: BlobLayout | None = None, size: int | None = None) -> BlobStream:
+        """Start a streamed blob upload; ``close()`` returns the id."""
+        return self._blobs.stream(layout, size)
+
+    def blob(self, blob_id: BlobId) -> bytes | None:
+        """A whole blob, or None."""
+        return self._blobs.get(blob_id)
+
+    def read_blob(self, blob_id: BlobId, size: int, offset: int = 0) -> bytes:
+        """A range of a blob."""
+        return self._blobs.read(blob_id, size, offset)
+
+    def blob_info(self, blob_id: BlobId) -> BlobInfo | None:
+        """Layout and size of a blob, or None."""
+        return self._blobs.info(blob_id)
+
+    def blob_infos(self, blob_ids: Iterable[BlobId]) -> list[BlobInfo]:
+        """Infos of the known blobs among `blob_ids`."""
+        return self._blobs.infos(blob_ids)
+
+    def blob_ids(self) -> set[BlobId]:
+        """Every stored blob id."""
+        return self._blobs.ids()
+
+    def blob_statistics(self) -> BlobStatistics:
+        """Count and sizes of stored blobs."""
+        return self._blobs.statistics()
+
+    def unknown_blob_ids(self, blob_ids: Iterable[BlobId]) -> set[BlobId]:
+        """The ids among `blob_ids` that are not stored."""
+        return self._blobs.unknown(blob_ids)
+
+    def blob_datas(self, blob_ids: Iterable[BlobId]) -> list[tuple[BlobId, BlobLayout, bytes]]:
+        """(id, layout, bytes) of the known blobs among `blob_ids`."""
+        return self._blobs.datas(blob_ids)
+
+    def create_blobs(self, blobs: Iterable[tuple[BlobLayout, bytes]]) -> list[BlobId]:
+        """Store several blobs in one transaction; returns the ids actually added."""
+        return self._blobs.create_blobs(blobs)
+
+    # -- transport (CommitDatabasing driver level) -----------------------------------------
+    def data_version(self) -> int:
+        """A counter bumped by every write (commits, blobs, definitions)."""
+        with self._storage.read() as txn:
+            return int.from_bytes(txn.get("meta", b"data_version") or _u64(0), "big")
+
+    def commit_data(self, commit_id: CommitId) -> CommitData:
+        """Header and program bytes of a commit."""
+        cid = self._check_id(commit_id)
+        header = self._header(cid)
+        with self._storage.read() as txn:
+            addresses = [a for _, a in txn.items("cdocs", bytes(cid))]
+            rec = self._record(cid, txn)
+            entries = []
+            for a in addresses:
+                raw = txn.get("docs", a + _u64(rec.seq))
+                if raw is None:
+                    raise CorruptDatabaseError(f"commit {cid.hex()} lost a document entry")
+                entries.append((a, self._entry(a + _u64(rec.seq), raw).ops))
+        program = program_bytes(entries) if header.kind == CommitKind.MUTATIONS else b""
+        return CommitData(header, program)
+
+    def commit_datas(self, commit_ids: Iterable[CommitId]) -> list[CommitData]:
+        """Commit datas of several commits."""
+        return [self.commit_data(c) for c in commit_ids]
+
+    def commit_blob_ids(self, data: CommitData) -> set[BlobId]:
+        """Blob ids referenced by a commit's program."""
+        from commitdb.opcodes import collect_blob_ids
+
+        if not data.program:
+            return set()
+        prog = decode_program_checked(data.program, self.definitions())
+        return collect_blob_ids(op.value for _, op in prog.all_ops())
+
+    def create_commit_data(self, data: CommitData) -> bool:
+        """Store a commit received verbatim (sync); False if it was already there.
+
+        The id is verified against the content, parents must exist, the program must decode
+        against the definitions and its blobs must be stored.
+        """
+        h = data.header
+        if not data.verify():
+            raise CommitError(f"commit {h.commit_id.hex()} does not match its content")
+        if h.kind != CommitKind.MUTATIONS and data.program:
+            raise CommitError(f"a {h.kind.label} commit carries no program")
+        if self.commit_exists(h.commit_id):
+            return False
+        for link in (h.parent_commit_id, h.target_commit_id):
+            if link.is_valid and not self.commit_exists(link):
+                raise UnknownCommitError(f"missing commit {link.hex()}")
+        entries: list[tuple[DocAddress, bytes]] = []
+        blob_ids: set[BlobId] = set()
+        if data.program:
+            from commitdb.opcodes import collect_blob_ids
+
+            defs = self.definitions()
+            prog = decode_program_checked(data.program, defs)
+            blob_ids = collect_blob_ids(op.value for _, op in prog.all_ops())
+            entries = split_program(data.program)
+        with self._storage.write() as txn:
+            if txn.has("commits", h.commit_id):
+                return False
+            for b in blob_ids:
+                if not txn.has("blobs", b):
+                    raise MissingBlobError(f"the commit references a missing blob {b.hex()}")
+            seq = self._append_commit(txn, h)
+            for i, (address, ops) in enumerate(entries):
+                resets = _ops_reset(ops)
+                txn.put(
+                    "docs",
+                    address + _u64(seq),
+                    pack([bytes(h.commit_id), ops, SNAP_UNKNOWN, -1, False, resets]),
+                )
+                txn.put("cdocs", bytes(h.commit_id) + i.to_bytes(4, "big"), address)
+        return True
+
+    # -- navigation helpers ---------------------------------------------------------------
+    def reduce_heads(
+        self, anchor: CommitId | None = None, *, author: str | None = None
+    ) -> CommitId | None:
+        """Fold every head into `anchor` (default: the last commit), ascending id order.
+
+        Returns the final merge id, or None when there is at most one head.
+        """
+        from commitdb.helpers import reduce_heads
+
+        return reduce_heads(self, anchor, author=author)
+
+    def forward(self, commit_id: CommitId) -> CommitId:
+        """The single head if there is one, else :meth:`fast_forward`."""
+        from commitdb.helpers import forward
+
+        return forward(self, commit_id)
+
+    def fast_forward(self, commit_id: CommitId) -> CommitId:
+        """Walk children (then merge nephews), smallest id first, to a head."""
+        from commitdb.helpers import fast_forward
+
+        return fast_forward(self, commit_id)
+
+    def flatten(
+        self, commit_id: CommitId, path: str | os.PathLike[str], label: str = "flatten"
+    ) -> CommitDatabase:
+        """A fresh database at `path` holding one commit with the state at `commit_id`,
+        and only the blobs that state references."""
+        from commitdb.helpers import flatten
+
+        return flatten(self, commit_id, path, label)
+
+    def documents(self, commit_id: CommitId | None) -> Iterator[tuple[Any, Any, Any]]:
+        """(attachment, key, document) for every document at a commit."""
+        st = self.state(commit_id)
+        for att in self.definitions().attachments():
+            for key in st.keys(att):
+                doc = st.get(att, key)
+                if doc is not None:
+                    yield att, key, doc
+
+
+def _ops_reset(ops: bytes) -> bool:
+    w = unpack(ops)
+    return any(
+        type(op) is list and op and op[0] in (OpKind.DOCUMENT_SET, OpKind.DOCUMENT_DELETE)
+        for op in w
+    )
+
+
+def decode_program_checked(program: bytes, defs: Definitions) -> Any:
+    """Decode a program against definitions (a program that does not decode is refused)."""
+    from commitdb.opcodes import decode_program
+
+    try:
+        return decode_program(program, defs)
+    except (DecodeError, StorageError):
+        raise
+    except CommitDBError as exc:
+        raise DecodeError(f"program does not decode: {exc}") from None

@@ -1,0 +1,511 @@
+"""CommitMutableState: a working copy over a base state that records mutation opcodes.
+
+Each mutator validates first (attachment, key, path, value — nothing is recorded when a call
+is refused, and the error names attachment, key, path and type), records its opcode(s), and
+applies them at once to the working copy with the replay evaluator, so reads see exactly what
+the commit will replay to. ``CommitDatabase.commit_mutations`` seals the state: a further
+mutation or a second commit raises instead of silently forking a sibling head.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from commitdb.codec import encode, pack, validated_copy
+from commitdb.copier import copier
+from commitdb.definitions import Definitions
+from commitdb.errors import (
+    CommitError,
+    PathError,
+    UnknownAttachmentError,
+    ValidationError,
+)
+from commitdb.ids import CommitId
+from commitdb.opcodes import (
+    ABSENT,
+    DocAddress,
+    Op,
+    OpKind,
+    Program,
+    ReplayFailure,
+    apply_op,
+    collect_blob_ids,
+    op_to_wire,
+    pack_array_header,
+)
+from commitdb.paths import Path
+from commitdb.types import (
+    Attachment,
+    MapType,
+    SetType,
+    StructureType,
+    Type,
+    XArrayType,
+)
+from commitdb.values import END, Key, StructValue, XArray
+
+if TYPE_CHECKING:
+    from commitdb.commit_database import CommitDatabase
+    from commitdb.state import CommitState
+
+__all__ = ("CommitMutableState",)
+
+PathLike = Path | str
+
+
+class _Doc:
+    """A document of the working copy with what the commit will need to store about it."""
+
+    __slots__ = ("all_enabled", "att", "ops", "touches", "value")
+
+    def __init__(self, att: Attachment, value: Any, touches: int, all_enabled: bool) -> None:
+        self.att = att
+        self.value = value
+        self.touches = touches
+        self.all_enabled = all_enabled
+        self.ops: list[tuple[Op, bytes]] = []
+
+
+class CommitMutableState:
+    """A working copy of a base :class:`CommitState` that records opcodes."""
+
+    def __init__(self, base: CommitState) -> None:
+        self._base = base
+        self._defs: Definitions = base.definitions()
+        self._docs: dict[DocAddress, _Doc] = {}
+        self._sealed: CommitId | None = None
+
+    # -- identity and reads ---------------------------------------------------------------
+    def commit_state(self) -> CommitState:
+        """The base state."""
+        return self._base
+
+    def base_commit_id(self) -> CommitId:
+        """The commit the mutations will be committed on."""
+        return self._base.commit_id()
+
+    def definitions(self) -> Definitions:
+        """The definitions typing the documents."""
+        return self._defs
+
+    def attachment_getting(self) -> CommitMutableState:
+        """This object as the read interface (reads see the working copy)."""
+        return self
+
+    def attachment_mutating(self) -> CommitMutableState:
+        """This object as the mutation interface."""
+        return self
+
+    @property
+    def sealed(self) -> CommitId | None:
+        """The commit id once committed, else None."""
+        return self._sealed
+
+    def __repr__(self) -> str:
+        return f"<CommitMutableState on {self._base!r}, {len(self.mutations())} opcodes>"
+
+    def _attachment(self, attachment: Attachment | str | uuid.UUID) -> Attachment:
+        try:
+            return self._defs.check_attachment(attachment)
+        except UnknownAttachmentError:
+            fresh = self._base.database().definitions()
+            att = fresh.check_attachment(attachment)
+            self._defs = fresh
+            return att
+
+    def _address(self, att: Attachment, key: object, *, write: bool) -> tuple[DocAddress, Key]:
+        where = f"{att.identifier} key"
+        if not isinstance(key, Key):
+            raise ValidationError(str(att.key_type), f"{type(key).__name__} {key!r}", where)
+        if not att.key_type.accepts_concept(key.concept):
+            raise ValidationError(str(att.key_type), f"key of {key.concept}", where)
+        if write and key.is_nil:
+            raise ValidationError("a key with a valid instance id", "the nil key", where)
+        return att.runtime_id.bytes + key.concept.runtime_id.bytes + key.id.bytes, key
+
+    def _current(self, att: Attachment, address: DocAddress) -> Any:
+        d = self._docs.get(address)
+        if d is not None:
+            return d.value
+        return self._base._resolve(address, att).value
+
+    def get(self, attachment: Attachment | str, key: Key) -> Any:
+        """A copy of the document in the working copy, or None."""
+        att = self._attachment(attachment)
+        address, _ = self._address(att, key, write=False)
+        v = self._current(att, address)
+        return None if v is ABSENT else copier(att.document_type)(v)
+
+    def has(self, attachment: Attachment | str, key: Key) -> bool:
+        """True if the document exists in the working copy."""
+        att = self._attachment(attachment)
+        address, _ = self._address(att, key, write=False)
+        return self._current(att, address) is not ABSENT
+
+    def keys(self, attachment: Attachment | str) -> set[Key]:
+        """Keys of existing documents in the working copy."""
+        att = self._attachment(attachment)
+        keys = self._base.keys(att)
+        prefix = att.runtime_id.bytes
+        for address, d in self._docs.items():
+            if address[:16] != prefix:
+                continue
+            k = self._base._key_of(address)
+            if d.value is ABSENT:
+                keys.discard(k)
+            else:
+                keys.add(k)
+        return keys
+
+    def enumerate(self, attachment: Attachment | str) -> list[tuple[Key, Any]]:
+        """(key, document copy) of every existing document of an attachment."""
+        att = self._attachment(attachment)
+        return [(k, self.get(att, k)) for k in sorted(self.keys(att))]
+
+    def mutations(self) -> Program:
+        """The recorded program."""
+        prog = Program()
+        for address, d in self._docs.items():
+            for op, _ in d.ops:
+                prog.record(address, op)
+        return prog
+
+    # -- recording ------------------------------------------------------------------------
+    def _doc(self, att: Attachment, address: DocAddress) -> _Doc:
+        d = self._docs.get(address)
+        if d is None:
+            r = self._base._resolve(address, att)
+            value = r.value if r.value is ABSENT else copier(att.document_type)(r.value)
+            d = _Doc(att, value, r.touches, r.all_enabled)
+            self._docs[address] = d
+        return d
+
+    def _record(self, att: Attachment, address: DocAddress, op: Op) -> None:
+        if self._sealed is not None:
+            raise CommitError(
+                f"this mutable state was committed as {self._sealed.hex()}; "
+                "build a new one from db.state(commit_id)"
+            )
+        raw = pack(op_to_wire(op, att.document_type))
+        d = self._doc(att, address)
+        d.ops.append((op, raw))
+        try:
+            d.value = apply_op(d.value, op)
+        except ReplayFailure:
+            pass  # recorded, no effect: exactly what replay will do
+
+    def _path(self, att: Attachment, key: Key, path: PathLike) -> tuple[Path, Type]:
+        p = Path.parse(path) if isinstance(path, str) else path
+        if not isinstance(p, Path):
+            raise PathError(f"expected a Path or its text form, got {type(path).__name__}")
+        try:
+            p = p.normalize(att.document_type)
+            t = p.resolve(att.document_type)
+        except PathError as exc:
+            raise PathError(f"{att.identifier}[{key.id}]: {exc}") from None
+        if not p.is_regular:
+            raise PathError(f"{att.identifier}[{key.id}]: {p} is not a regular path")
+        return p, t
+
+    @staticmethod
+    def _value(value: Any, t: Type, where: str) -> Any:
+        """Validate and take a private copy of a value of type `t`."""
+        return validated_copy(value, t, where)
+
+    def _where(self, att: Attachment, key: Key, path: Path | None = None) -> str:
+        p = "" if path is None or path.is_root else str(path)
+        return f"{att.identifier}[{key.id}]{p}"
+
+    # -- mutators -------------------------------------------------------------------------
+    def set(self, attachment: Attachment | str, key: Key, value: Any) -> None:
+        """Replace (or create) the whole document."""
+        att = self._attachment(attachment)
+        address, k = self._address(att, key, write=True)
+        v = self._value(value, att.document_type, self._where(att, k))
+        self._record(att, address, Op(OpKind.DOCUMENT_SET, value=v))
+
+    def delete(self, attachment: Attachment | str, key: Key) -> None:
+        """Delete the document (a commitdb extension: ``keys`` no longer lists it)."""
+        att = self._attachment(attachment)
+        address, _ = self._address(att, key, write=True)
+        self._record(att, address, Op(OpKind.DOCUMENT_DELETE))
+
+    def update(self, attachment: Attachment | str, key: Key, path: PathLike, value: Any) -> None:
+        """Assign a value at a path (a map key at the end of the path is inserted)."""
+        att = self._attachment(attachment)
+        address, k = self._address(att, key, write=True)
+        p, t = self._path(att, k, path)
+        v = self._value(value, t, self._where(att, k, p))
+        self._record(att, address, Op(OpKind.DOCUMENT_UPDATE, p, v))
+
+    def _container_op(
+        self,
+        kind: OpKind,
+        attachment: Attachment | str,
+        key: Key,
+        path: PathLike,
+        operand: Any,
+        expect: type[Type],
+    ) -> None:
+        att = self._attachment(attachment)
+        address, k = self._address(att, key, write=True)
+        p, t = self._path(att, k, path)
+        if not isinstance(t, expect):
+            raise ValidationError(
+                f"a path to a {expect.kind}", f"{p} of type {t}", self._where(att, k)
+            )
+        vt: Type = t
+        if kind == OpKind.MAP_SUBTRACT:
+            assert isinstance(t, MapType)
+            vt = SetType(t.key)
+        v = self._value(operand, vt, self._where(att, k, p))
+        if not v:
+            return  # an empty operand records nothing (reference behaviour)
+        self._record(att, address, Op(kind, p, v))
+
+    def union_in_set(
+        self, attachment: Attachment | str, key: Key, path: PathLike, elements: Iterable[Any]
+    ) -> None:
+        """Add elements to a set."""
+        self._container_op(OpKind.SET_UNION, attachment, key, path, _as_set(elements), SetType)
+
+    def subtract_in_set(
+        self, attachment: Attachment | str, key: Key, path: PathLike, elements: Iterable[Any]
+    ) -> None:
+        """Remove elements from a set (missing ones are ignored)."""
+        self._container_op(OpKind.SET_SUBTRACT, attachment, key, path, _as_set(elements), SetType)
+
+    def union_in_map(
+        self, attachment: Attachment | str, key: Key, path: PathLike, entries: Mapping[Any, Any]
+    ) -> None:
+        """Insert entries into a map, overwriting existing keys."""
+        self._container_op(OpKind.MAP_UNION, attachment, key, path, entries, MapType)
+
+    def subtract_in_map(
+        self, attachment: Attachment | str, key: Key, path: PathLike, keys: Iterable[Any]
+    ) -> None:
+        """Remove entries by key (missing keys are ignored)."""
+        self._container_op(OpKind.MAP_SUBTRACT, attachment, key, path, _as_set(keys), MapType)
+
+    def update_in_map(
+        self, attachment: Attachment | str, key: Key, path: PathLike, entries: Mapping[Any, Any]
+    ) -> None:
+        """Overwrite the values of keys already present (new keys are ignored)."""
+        self._container_op(OpKind.MAP_UPDATE, attachment, key, path, entries, MapType)
+
+    def _xarray(
+        self, attachment: Attachment | str, key: Key, path: PathLike
+    ) -> tuple[Attachment, DocAddress, Key, Path, XArrayType]:
+        att = self._attachment(attachment)
+        address, k = self._address(att, key, write=True)
+        p, t = self._path(att, k, path)
+        if not isinstance(t, XArrayType):
+            raise ValidationError("a path to an xarray", f"{p} of type {t}", self._where(att, k))
+        return att, address, k, p, t
+
+    def insert_in_xarray(
+        self,
+        attachment: Attachment | str,
+        key: Key,
+        path: PathLike,
+        before: uuid.UUID,
+        new: uuid.UUID | None,
+        value: Any,
+    ) -> uuid.UUID:
+        """Insert a value before a position (END appends); returns the new position."""
+        att, address, k, p, t = self._xarray(attachment, key, path)
+        before_raw = _position(before, "before", allow_end=True)
+        new = new or uuid.uuid4()
+        new_raw = _position(new, "new", allow_end=False)
+        v = self._value(value, t.element, self._where(att, k, p))
+        self._record(
+            att, address, Op(OpKind.XARRAY_INSERT, p, position=before_raw, position2=new_raw)
+        )
+        self._record(att, address, Op(OpKind.XARRAY_UPDATE, p, v, position=new_raw))
+        return new
+
+    def update_in_xarray(
+        self,
+        attachment: Attachment | str,
+        key: Key,
+        path: PathLike,
+        position: uuid.UUID,
+        value: Any,
+    ) -> None:
+        """Write the value at a position (this also revives a removed position)."""
+        att, address, k, p, t = self._xarray(attachment, key, path)
+        raw = _position(position, "position", allow_end=False)
+        v = self._value(value, t.element, self._where(att, k, p))
+        self._record(att, address, Op(OpKind.XARRAY_UPDATE, p, v, position=raw))
+
+    def remove_in_xarray(
+        self, attachment: Attachment | str, key: Key, path: PathLike, position: uuid.UUID
+    ) -> None:
+        """Remove the element at a position (it stays as a tombstone)."""
+        att, address, _, p, _ = self._xarray(attachment, key, path)
+        raw = _position(position, "position", allow_end=False)
+        self._record(att, address, Op(OpKind.XARRAY_REMOVE, p, position=raw))
+
+    # -- diff -----------------------------------------------------------------------------
+    def diff(
+        self, attachment: Attachment | str, key: Key, value: Any, recursive: bool = False
+    ) -> None:
+        """Record only the opcodes that turn the current document into `value` (spec §3.3)."""
+        att = self._attachment(attachment)
+        address, k = self._address(att, key, write=True)
+        t = att.document_type
+        new = self._value(value, t, self._where(att, k))
+        cur = self._current(att, address)
+        if cur is ABSENT or not isinstance(t, StructureType | SetType | MapType | XArrayType):
+            if cur is ABSENT or cur != new:
+                self._record(att, address, Op(OpKind.DOCUMENT_SET, value=new))
+            return
+        if isinstance(t, StructureType):
+            self._diff_struct(att, address, Path(), t, cur, new, recursive, root=True)
+        else:
+            self._diff_field(att, address, Path(), t, cur, new, recursive)
+
+    def _diff_struct(
+        self,
+        att: Attachment,
+        address: DocAddress,
+        path: Path,
+        t: StructureType,
+        cur: StructValue,
+        new: StructValue,
+        recursive: bool,
+        root: bool = False,
+    ) -> None:
+        for f in t.fields:
+            a, b = getattr(cur, f.name), getattr(new, f.name)
+            if a != b:
+                self._diff_field(att, address, path.field(f.name), f.type, a, b, recursive)
+
+    def _diff_field(
+        self,
+        att: Attachment,
+        address: DocAddress,
+        path: Path,
+        t: Type,
+        cur: Any,
+        new: Any,
+        recursive: bool,
+    ) -> None:
+        rec = self._record
+        if isinstance(t, StructureType) and recursive and not path.is_root:
+            self._diff_struct(att, address, path, t, cur, new, recursive)
+        elif isinstance(t, SetType):
+            gone, added = cur - new, new - cur
+            if gone:
+                rec(att, address, Op(OpKind.SET_SUBTRACT, path, gone))
+            if added:
+                rec(att, address, Op(OpKind.SET_UNION, path, added))
+        elif isinstance(t, MapType):
+            gone = {k for k in cur if k not in new}
+            changed = {k: copier(t.value)(v) for k, v in new.items() if k in cur and cur[k] != v}
+            added = {k: copier(t.value)(v) for k, v in new.items() if k not in cur}
+            if gone:
+                rec(att, address, Op(OpKind.MAP_SUBTRACT, path, gone))
+            if changed:
+                rec(att, address, Op(OpKind.MAP_UPDATE, path, changed))
+            if added:
+                rec(att, address, Op(OpKind.MAP_UNION, path, added))
+        elif isinstance(t, XArrayType):
+            self._diff_xarray(att, address, path, t, cur, new)
+        elif path.is_root:
+            rec(att, address, Op(OpKind.DOCUMENT_SET, value=new))
+        else:
+            rec(att, address, Op(OpKind.DOCUMENT_UPDATE, path, copier(t)(new)))
+
+    def _diff_xarray(
+        self,
+        att: Attachment,
+        address: DocAddress,
+        path: Path,
+        t: XArrayType,
+        cur: XArray,
+        new: XArray,
+    ) -> None:
+        rec = self._record
+        cur_live = [p for p in cur._order if p in cur._values]
+        new_live = [p for p in new._order if p in new._values]
+        new_set = set(new_live)
+        cur_set = set(cur_live)
+        shared_cur = [p for p in cur_live if p in new_set]
+        shared_new = [p for p in new_live if p in cur_set]
+        if shared_cur != shared_new:
+            whole = copier(t)(new)
+            if path.is_root:
+                rec(att, address, Op(OpKind.DOCUMENT_SET, value=whole))
+            else:
+                rec(att, address, Op(OpKind.DOCUMENT_UPDATE, path, whole))
+            return
+        el = copier(t.element)
+        for p in cur_live:
+            if p not in new_set:
+                rec(att, address, Op(OpKind.XARRAY_REMOVE, path, position=p))
+        # insert new positions from the end, so each anchor exists when it is used
+        for i in range(len(new_live) - 1, -1, -1):
+            p = new_live[i]
+            if p in cur_set:
+                continue
+            before = new_live[i + 1] if i + 1 < len(new_live) else END.bytes
+            rec(att, address, Op(OpKind.XARRAY_INSERT, path, position=before, position2=p))
+            rec(att, address, Op(OpKind.XARRAY_UPDATE, path, el(new._values[p]), position=p))
+        for p in new_live:
+            if p in cur_set and cur._values[p] != new._values[p]:
+                rec(att, address, Op(OpKind.XARRAY_UPDATE, path, el(new._values[p]), position=p))
+
+    # -- commit ---------------------------------------------------------------------------
+    def _commit_into(self, db: CommitDatabase, label: str, author: str | None) -> CommitId:
+        """Called by ``CommitDatabase.commit_mutations``."""
+        from commitdb.commit_database import SNAP_ABSENT, SNAP_IN_OPS
+
+        if self._sealed is not None:
+            raise CommitError(
+                f"this mutable state was already committed as {self._sealed.hex()}; "
+                "build a new one from db.state(commit_id)"
+            )
+        entries = []
+        values: list[Any] = []
+        for address, d in self._docs.items():
+            if not d.ops:
+                continue
+            ops_bytes = pack_array_header(len(d.ops)) + b"".join(raw for _, raw in d.ops)
+            kinds = [op.kind for op, _ in d.ops]
+            if d.value is ABSENT:
+                snap: Any = SNAP_ABSENT
+            elif kinds == [OpKind.DOCUMENT_SET]:
+                snap = SNAP_IN_OPS
+            else:
+                snap = encode(d.value, d.att.document_type)
+            resets = OpKind.DOCUMENT_SET in kinds or OpKind.DOCUMENT_DELETE in kinds
+            entries.append((address, ops_bytes, snap, d.touches + 1, d.all_enabled, resets))
+            values.extend(op.value for op, _ in d.ops)
+        cid = db._write_mutations(
+            label, self._base.commit_id(), entries, collect_blob_ids(values), author
+        )
+        self._sealed = cid
+        return cid
+
+
+def _as_set(elements: Iterable[Any]) -> Any:
+    if isinstance(elements, set | frozenset):
+        return elements
+    if isinstance(elements, Mapping):
+        return set(elements)
+    return list(elements)
+
+
+def _position(p: Any, what: str, *, allow_end: bool) -> bytes:
+    if isinstance(p, uuid.UUID):
+        raw = p.bytes
+    elif isinstance(p, bytes) and len(p) == 16:
+        raw = p
+    else:
+        raise ValidationError("an xarray position (uuid)", f"{type(p).__name__} {p!r}", what)
+    if raw == END.bytes and not allow_end:
+        raise ValidationError("a real xarray position", "END", what)
+    return raw
