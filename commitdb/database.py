@@ -81,7 +81,7 @@ from commitdb.storage import LmdbStorage, MemoryStorage, ReadTxn, Storage
 from commitdb.types import AnyType, Attachment, BlobIdType, ConceptType, NamedType, Type
 from commitdb.values import Key
 
-__all__ = ("DATABASE_TABLES", "FORMAT", "TRANSACTION_MODES", "Database")
+__all__ = ("DATABASE_TABLES", "FORMAT", "TRANSACTION_MODES", "AttachmentRef", "Database")
 
 DATABASE_TABLES: Final = ("meta", "documents", *BLOB_TABLES)
 """The tables of a flat database."""
@@ -179,14 +179,14 @@ class _PendingBlob:
 class _Transaction:
     """The overlay of an open transaction."""
 
-    __slots__ = ("blobs", "docs", "mode")
+    __slots__ = ("blobs", "docs")
 
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
+    def __init__(self) -> None:
         self.docs: dict[bytes, bytes | None] = {}  # storage key -> encoding (None: deleted)
         self.blobs: dict[BlobId, _PendingBlob | None] = {}  # None: deleted
 
     def discard(self) -> None:
+        """Release what the pending blobs hold."""
         for pending in self.blobs.values():
             if pending is not None:
                 pending.discard()
@@ -336,7 +336,8 @@ class Database:
             The open database.
 
         Raises:
-            StorageError: Nothing exists at ``path``.
+            StorageError: Nothing exists at ``path``, or (read-write) this process already
+                has it open read-only.
             CorruptDatabaseError: ``path`` is not a flat database, or it is damaged.
         """
         shown = os.fspath(path)
@@ -407,12 +408,15 @@ class Database:
         return self._closed
 
     def __enter__(self) -> Database:
+        """Use the database as a context manager; it is closed on exit."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Close the database."""
         self.close()
 
     def __repr__(self) -> str:
+        """``<Database path>``, marked when closed."""
         state = " (closed)" if self._closed else ""
         return f"<Database {self._storage.path}{state}>"
 
@@ -594,12 +598,12 @@ class Database:
             ReadOnlyError: The database was opened read-only.
         """
         self._check_open()
-        checked = _check_mode(mode)
+        _check_mode(mode)
         if self._tx is not None:
             raise TransactionError("a transaction is already open (transactions do not nest)")
         if self._readonly:
             raise ReadOnlyError(f"{self._storage.path} was opened read-only")
-        self._tx = _Transaction(checked)
+        self._tx = _Transaction()
 
     def in_transaction(self) -> bool:
         """Whether a transaction is open."""

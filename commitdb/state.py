@@ -370,13 +370,16 @@ class CommitState:
 
 
 def _replay(doc: Any, ops: list[Op], commit_id: CommitId, trace: DocumentTrace | None) -> Any:
-    for op in ops:
+    for traced in ops:
+        op = traced
         try:
             # the evaluator owns what it applies: keep the traced opcode intact
-            doc = apply_op(doc, copy.deepcopy(op) if trace is not None else op)
             if trace is not None:
-                trace.steps.append(TraceStep(commit_id, op, None))
+                op = Op(op.kind, op.path, copy.deepcopy(op.value), op.position, op.position2)
+            doc = apply_op(doc, op)
+            if trace is not None:
+                trace.steps.append(TraceStep(commit_id, traced, None))
         except ReplayFailure as exc:
             if trace is not None:
-                trace.steps.append(TraceStep(commit_id, op, str(exc)))
+                trace.steps.append(TraceStep(commit_id, traced, str(exc)))
     return doc

@@ -107,7 +107,6 @@ __all__ = (
 #: Names of built-in types: never usable as the name of a declared type.
 BUILTIN_TYPE_NAMES: frozenset[str] = frozenset({*PRIMITIVES, *GENERIC_TYPES, "any_concept"})
 
-_NOUNS = {"concept": "concept", "club": "club", "enum": "enum", "struct": "struct"}
 _ARTICLE = {"concept": "a", "club": "a", "enum": "an", "struct": "a"}
 _NUMERIC = "int8..int64, uint8..uint64, float or double"
 
@@ -125,6 +124,7 @@ class DSMText:
     file: str = "<string>"
 
 
+#: What :func:`load_definitions` reads: a path, a ``str`` (text or path), a text or a parsed file.
 Source: TypeAlias = "str | os.PathLike[str] | DSMText | DSMFile"
 
 
@@ -195,10 +195,8 @@ def load_definitions(
     _Loader(work).load(files)
     if definitions is None:
         return work
-    try:
-        definitions.extend(work)
-    except DefinitionError as exc:  # the copy already checked every name: not expected
-        raise DSMError(str(exc), "<definitions>", 0, 0) from exc
+    # The copy was checked against everything in ``definitions``: extending cannot conflict.
+    definitions.extend(work)
     return definitions
 
 
@@ -268,7 +266,12 @@ def _at(pos: SourcePos | None, here: SourcePos) -> str:
     return f"at {pos}"
 
 
-def _name_problem(name: str) -> str:
+def _name_problem(name: str, *, type_name: bool = True) -> str | None:
+    """Why ``name`` cannot name a declaration (None when it can)."""
+    if not is_valid_identifier(name, type_name=False):
+        return "a name starts with an ASCII letter, followed by ASCII letters, digits or '_'"
+    if not type_name or is_valid_identifier(name):
+        return None
     if name in BUILTIN_TYPE_NAMES:
         return f"'{name}' is a built-in type name"
     return f"'{name}' is a reserved word"
@@ -316,7 +319,6 @@ def _describe_literal(lit: LiteralExpr) -> str:
 class _FieldCtx:
     """Where a default literal is being converted (for messages and enum lookup)."""
 
-    struct: str
     field: str
     namespace: Namespace
 
@@ -398,9 +400,10 @@ class _Loader:
         self.ns_by_name[ns.name] = (ns, block.pos)
         return ns
 
-    def _check_name(self, what: str, name: str, pos: SourcePos) -> None:
-        if not is_valid_identifier(name):
-            raise _err(pos, f"invalid {what} name '{name}': {_name_problem(name)}")
+    def _check_name(self, what: str, name: str, pos: SourcePos, *, type_name: bool = True) -> None:
+        problem = _name_problem(name, type_name=type_name)
+        if problem is not None:
+            raise _err(pos, f"invalid {what} name '{name}': {problem}")
 
     def _declare(self, decl: ConceptDecl | ClubDecl | EnumDecl | StructDecl, ns: Namespace) -> None:
         kind = _kind_of(decl)
@@ -434,6 +437,7 @@ class _Loader:
     def _check_enum(self, decl: EnumDecl) -> None:
         seen: dict[str, SourcePos] = {}
         for index, case in enumerate(decl.cases):
+            self._check_name("case", case.name, case.pos, type_name=False)
             if case.name in seen:
                 raise _err(
                     case.pos,
@@ -449,6 +453,7 @@ class _Loader:
             raise _err(decl.pos, f"struct '{decl.name}' must have at least one field")
         seen: dict[str, SourcePos] = {}
         for f in decl.fields:
+            self._check_name("field", f.name, f.pos, type_name=False)
             if f.name in seen:
                 raise _err(
                     f.pos,
@@ -602,7 +607,7 @@ class _Loader:
         self.stack.pop()
         default: Any = None
         if decl.default is not None:
-            ctx = _FieldCtx(sym.name, decl.name, sym.namespace)
+            ctx = _FieldCtx(decl.name, sym.namespace)
             default = self._value(decl.default, ftype, ctx)
         doc = normalize_doc(decl.doc)
         pos = decl.default.pos if decl.default is not None else decl.pos

@@ -235,7 +235,8 @@ class _Printer:
         if isinstance(t, MapType):
             return self._map(value, t, ns, qualify)
         if isinstance(t, XArrayType):
-            return "{}" if isinstance(value, XArray) and not value.positions() else None
+            empty = not value.live_positions() and not value.tombstones()
+            return "{}" if isinstance(value, XArray) and empty else None
         if isinstance(t, TupleType):
             return _braces(
                 self.literal(v, e, ns, qualify) for v, e in zip(value, t.elements, strict=True)

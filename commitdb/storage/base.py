@@ -27,6 +27,7 @@ Iteration (:meth:`ReadTxn.items`) takes three optional arguments:
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
@@ -37,12 +38,14 @@ __all__ = (
     "MAX_KEY_SIZE",
     "ReadTxn",
     "Storage",
+    "TableOverlay",
     "WriteTxn",
     "check_key",
     "check_tables",
     "check_value",
     "iteration_start",
     "prefix_successor",
+    "step_sorted",
 )
 
 MAX_KEY_SIZE = 511
@@ -311,3 +314,104 @@ def iteration_start(prefix: bytes, start: bytes | None, reverse: bool) -> tuple[
     if start is None or start < prefix:
         return prefix, True
     return start, True
+
+
+def step_sorted(
+    keys: list[bytes],
+    bound: bytes | None,
+    inclusive: bool,
+    reverse: bool,
+    masked: dict[bytes, bytes | None] | None = None,
+) -> bytes | None:
+    """Return the first key of a sorted list past ``bound`` in the direction of travel.
+
+    Args:
+        keys: Keys in ascending order.
+        bound: Forward, the result is ``>= bound`` (``> bound`` when not inclusive); reverse,
+            ``<= bound`` (``< bound``). ``None`` means the first (last) key.
+        inclusive: Whether ``bound`` itself qualifies.
+        reverse: Travel towards smaller keys.
+        masked: Keys to skip.
+
+    Returns:
+        The key found, or ``None``.
+    """
+    if reverse:
+        if bound is None:
+            i = len(keys) - 1
+        else:
+            i = (bisect_right(keys, bound) if inclusive else bisect_left(keys, bound)) - 1
+        if masked:
+            while i >= 0 and keys[i] in masked:
+                i -= 1
+        return keys[i] if i >= 0 else None
+    if bound is None:
+        i = 0
+    else:
+        i = bisect_left(keys, bound) if inclusive else bisect_right(keys, bound)
+    if masked:
+        while i < len(keys) and keys[i] in masked:
+            i += 1
+    return keys[i] if i < len(keys) else None
+
+
+class TableOverlay:
+    """The uncommitted changes of one table in a write transaction.
+
+    ``values`` maps each changed key to its new value, or to ``None`` when it is deleted;
+    ``cleared`` means every key the table had before the transaction is deleted. The sorted
+    list of the live (not deleted) keys is built only when an iteration asks for it, then
+    kept up to date while it stays small, so bulk loads stay cheap.
+    """
+
+    __slots__ = ("_sorted", "cleared", "values")
+
+    _SORTED_LIMIT = 4096
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, bytes | None] = {}
+        self.cleared = False
+        self._sorted: list[bytes] | None = None
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Record a new value for ``key``.
+
+        Args:
+            key: The key.
+            value: Its new value.
+        """
+        if self._sorted is not None and self.values.get(key) is None:
+            if len(self._sorted) < self._SORTED_LIMIT:
+                insort(self._sorted, key)
+            else:
+                self._sorted = None
+        self.values[key] = value
+
+    def delete(self, key: bytes) -> None:
+        """Record the deletion of ``key``.
+
+        Args:
+            key: The key.
+        """
+        if self._sorted is not None and self.values.get(key) is not None:
+            if len(self._sorted) < self._SORTED_LIMIT:
+                del self._sorted[bisect_left(self._sorted, key)]
+            else:
+                self._sorted = None
+        self.values[key] = None
+
+    def clear(self) -> None:
+        """Record the deletion of every key of the table."""
+        self.values = {}
+        self.cleared = True
+        self._sorted = []
+
+    def live_keys(self) -> list[bytes]:
+        """Return the keys given a value by the transaction, in ascending order.
+
+        Returns:
+            The sorted list; do not modify it.
+        """
+        if self._sorted is None:
+            self._sorted = sorted(k for k, v in self.values.items() if v is not None)
+        return self._sorted

@@ -12,27 +12,38 @@ Durability
     loads and tests (no fsync; a system crash may lose the last transactions or, LMDB warns,
     damage the file).
 
+Write transactions
+    ``write()`` begins LMDB's write transaction at once and holds it to the end, so writers of
+    several processes serialize and reads inside the transaction are consistent. Changes do
+    not go into it while the ``with`` block runs: they are buffered per table in a
+    :class:`~commitdb.storage.base.TableOverlay` (reads merge it over the LMDB transaction,
+    so they see their own writes) and written, in key order, at commit. Hence:
+
+    * an exception leaves the LMDB transaction unchanged and it is ended by a commit that
+      writes nothing. It is never aborted: py-lmdb 3 makes the abort of a write transaction
+      wait until no operation of any thread is in flight on the environment, which busy
+      reader threads can postpone indefinitely;
+    * the changes of a transaction are held in memory until it commits; bulk loads should
+      commit in batches.
+
 Map size and growth
     LMDB needs a maximum map size up front. A database starts with :data:`DEFAULT_MAP_SIZE`
-    (1 GiB; the file itself only grows as pages are written) or the ``map_size`` given to
-    :meth:`LmdbStorage.create`, and the map doubles whenever a write hits
-    ``MapFullError``. Write transactions apply their operations to the LMDB write
-    transaction directly, so reads inside them see their own writes natively, and also keep
-    a log of their effective changes. On ``MapFullError`` (in any operation, or in the
-    commit) the LMDB transaction is aborted, the map doubled, a new write transaction
-    begun and the log replayed into it; the caller's ``with`` block never notices. The
-    replay is exact because no other writer can have committed in between: writers of this
+    (1 GiB of address space; the file itself only grows as pages are written) or the
+    ``map_size`` given to :meth:`LmdbStorage.create`, and is opened with at least that. When a
+    commit hits ``MapFullError`` the full LMDB transaction is aborted, the map doubled, a new
+    write transaction begun and the overlays written again: the caller's ``with`` block never
+    notices. This is exact because no other writer can commit in between: writers of this
     process are serialized by a lock held for the whole transaction, and a commit by another
-    process is detected (the new transaction id differs) and reported as a
-    :class:`~commitdb.errors.StorageError` asking to retry. The log holds references to the
-    written values until the transaction ends. When another process has grown the map,
-    beginning a transaction raises ``MapResizedError`` and the new size is adopted.
+    process in that instant is detected (the new transaction id differs) and reported as a
+    :class:`~commitdb.errors.StorageError` asking to retry. When another process has grown the
+    map beyond this process's, beginning a transaction raises ``MapResizedError`` and the new
+    size is adopted.
 
-    Resizing the map unmaps it, so it may only happen while no transaction of this process
+    Resizing the map unmaps it, so it happens only while no other transaction of this process
     is open on the environment: transactions pass a gate, and a resize waits (at most
-    :data:`GROW_WAIT_TIMEOUT` seconds) for the open ones to finish. A thread that holds a read
-    transaction and, meanwhile, writes enough to need a larger map gets a StorageError
-    rather than a deadlock.
+    :data:`GROW_WAIT_TIMEOUT` seconds) for the open ones to finish while new ones wait for
+    it. A thread that holds a read transaction while its own write transaction needs a larger
+    map gets a StorageError rather than a deadlock.
 
 One environment per process
     LMDB forbids opening an environment twice in one process. Environments are kept in a
@@ -70,10 +81,10 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO
 
 import lmdb
 
@@ -82,11 +93,13 @@ from commitdb.storage.base import (
     MAX_KEY_SIZE,
     ReadTxn,
     Storage,
+    TableOverlay,
     WriteTxn,
     check_key,
     check_tables,
     check_value,
     iteration_start,
+    step_sorted,
 )
 
 if TYPE_CHECKING:
@@ -121,10 +134,6 @@ FORMAT_VERSION = b"1"
 _META_TABLE = "__commitdb__"
 _FORMAT_KEY = b"format"
 _RESERVED = frozenset({_META_TABLE})
-
-_T = TypeVar("_T")
-
-_PUT, _DELETE, _DELETE_PREFIX = 0, 1, 2
 
 _CORRUPT_ERRORS: tuple[type[lmdb.Error], ...] = tuple(
     cls
@@ -429,35 +438,57 @@ class _SharedEnv:
             )
         self._cond.wait(remaining)
 
-    def resize(self, seen: int | None) -> None:
-        """Resize the map while no transaction is open in this process.
+    def resize(self, seen: int | None, own: _Txn | None = None) -> None:
+        """Resize the map once no other transaction is open in this process.
 
         Args:
             seen: The map size that proved too small: the map is doubled unless it has grown
                 since. ``None`` adopts the size set by another process.
+            own: The calling thread's write transaction, which ran out of room. It is aborted
+                once nothing else runs (the binding may stall aborting a write transaction
+                while other operations are in flight) and counted out of the gate, whether
+                the resize succeeds or not.
         """
         deadline = time.monotonic() + GROW_WAIT_TIMEOUT
+        allowed = 0 if own is None else 1
         with self._cond:
-            if self._held():
-                raise StorageError(
-                    f"{self.path}: the LMDB map must grow, which cannot happen while this "
-                    "thread holds another transaction on the database; close it first"
-                )
-            while self._resizing:
-                self._wait(deadline)
-            self._resizing = True
             try:
-                while self._active:
+                if self._held() > allowed:
+                    raise StorageError(
+                        f"{self.path}: the LMDB map must grow, which cannot happen while this "
+                        "thread holds another transaction on the database; close it first"
+                    )
+                while self._resizing:
                     self._wait(deadline)
-                if seen is None:
-                    self.env.set_mapsize(0)
-                else:
-                    current = self.env.info()["map_size"]
-                    if current <= seen:
-                        self.env.set_mapsize(2 * current)
+                self._resizing = True
+                try:
+                    while self._active > allowed:
+                        self._wait(deadline)
+                    if own is not None:
+                        self._release_locked(own)
+                        own = None
+                    if seen is None:
+                        self.env.set_mapsize(0)
+                    else:
+                        current = self.env.info()["map_size"]
+                        if current <= seen:
+                            self.env.set_mapsize(2 * current)
+                finally:
+                    self._resizing = False
+                    self._cond.notify_all()
             finally:
-                self._resizing = False
-                self._cond.notify_all()
+                if own is not None:
+                    self._release_locked(own)
+
+    def _release_locked(self, txn: _Txn) -> None:
+        """Abort ``txn`` and count it out; the caller holds ``_cond``."""
+        try:
+            txn.abort()
+        except lmdb.Error:
+            pass
+        self._active -= 1
+        self._local.held = self._held() - 1
+        self._cond.notify_all()
 
     def begin(self, *, write: bool) -> _Txn:
         """Enter the gate and begin an LMDB transaction, adopting a map grown elsewhere.
@@ -483,6 +514,19 @@ class _SharedEnv:
         except lmdb.Error:
             pass
         finally:
+            self.leave()
+
+    def end_clean(self, txn: _Txn) -> None:
+        """End a write transaction that changed nothing, and leave the gate.
+
+        Committing an unchanged LMDB transaction writes nothing; unlike an abort it never
+        waits for the operations of other threads to drain.
+        """
+        try:
+            txn.commit()
+        except lmdb.Error:
+            self.end(txn)
+        else:
             self.leave()
 
     # -- tables --
@@ -678,28 +722,26 @@ def _seek(cursor: _Cursor, bound: bytes | None, inclusive: bool, reverse: bool) 
     return found
 
 
-def _delete_prefix(txn: _Txn, db: _Db, prefix: bytes) -> int:
-    """Delete the keys starting with ``prefix`` from ``db``; return how many."""
-    if not prefix:
-        count = txn.stat(db)["entries"]
-        txn.drop(db, delete=False)
-        return count
-    cursor = txn.cursor(db)
-    count = 0
-    found = _seek(cursor, prefix, True, False)
-    while found and cursor.key().startswith(prefix):
-        found = cursor.delete()
-        count += 1
-    return count
+def _past(key: bytes, bound: bytes | None, inclusive: bool, reverse: bool) -> bool:
+    """Tell whether ``key`` lies past ``bound`` in the direction of travel."""
+    if bound is None:
+        return True
+    if inclusive and key == bound:
+        return True
+    return key < bound if reverse else key > bound
 
 
 class _LmdbReadTxn(ReadTxn):
-    """A read transaction (and the read side of the write transaction)."""
+    """A read transaction, and the read side of the write transaction.
+
+    ``_overlays`` holds the uncommitted changes of a write transaction (empty for readers);
+    every read merges them over the LMDB transaction.
+    """
 
     def __init__(self, storage: LmdbStorage, txn: _Txn) -> None:
         self._storage = storage
         self._txn = txn
-        self._generation = 0  # bumped whenever _txn is replaced by a new LMDB transaction
+        self._overlays: dict[str, TableOverlay] = {}
         self._done = False
 
     def _check_live(self) -> None:
@@ -719,6 +761,12 @@ class _LmdbReadTxn(ReadTxn):
         """Return the value under ``key`` in ``table``, or ``None``; see :class:`ReadTxn`."""
         check_key(key)
         db = self._db(table)
+        overlay = self._overlays.get(table)
+        if overlay is not None:
+            if key in overlay.values:
+                return overlay.values[key]
+            if overlay.cleared:
+                return None
         if db is None:
             return None
         try:
@@ -739,37 +787,60 @@ class _LmdbReadTxn(ReadTxn):
     ) -> Iterator[tuple[bytes, bytes]]:
         """Iterate over ``(key, value)`` pairs in key order; see :class:`ReadTxn`."""
         db = self._db(table)
-        return self._iterate(db, prefix, start, reverse, True)
+        return self._iterate(table, db, prefix, start, reverse, True)
 
     def keys(self, table: str, prefix: bytes = b"") -> Iterator[bytes]:
         """Iterate over the keys starting with ``prefix``; see :class:`ReadTxn`."""
         db = self._db(table)
-        return (key for key, _ in self._iterate(db, prefix, None, False, False))
+        return (key for key, _ in self._iterate(table, db, prefix, None, False, False))
 
     def _iterate(
-        self, db: _Db | None, prefix: bytes, start: bytes | None, reverse: bool, values: bool
+        self,
+        table: str,
+        db: _Db | None,
+        prefix: bytes,
+        start: bytes | None,
+        reverse: bool,
+        values: bool,
     ) -> Iterator[tuple[bytes, bytes]]:
         if db is None:
             return
         bound, inclusive = iteration_start(prefix, start, reverse)
         cursor: _Cursor | None = None
-        generation = -1
+        base: bytes | None = None  # the cursor's key; None once the table is exhausted
         while True:
             self._check_live()
+            overlay = self._overlays.get(table)
             try:
-                if cursor is None or generation != self._generation:
-                    # First step, or the transaction was replaced: seek past the last key.
-                    cursor = self._txn.cursor(db)
-                    generation = self._generation
-                    found = _seek(cursor, bound, inclusive, reverse)
+                if overlay is not None and overlay.cleared:
+                    base = None
                 else:
-                    found = cursor.prev() if reverse else cursor.next()
-                if not found:
+                    if cursor is None:
+                        cursor = self._txn.cursor(db)
+                        base = cursor.key() if _seek(cursor, bound, inclusive, reverse) else None
+                    # Skip keys already produced and keys the transaction changed.
+                    while base is not None and (
+                        not _past(base, bound, inclusive, reverse)
+                        or (overlay is not None and base in overlay.values)
+                    ):
+                        found = cursor.prev() if reverse else cursor.next()
+                        base = cursor.key() if found else None
+                key = base
+                if overlay is not None:
+                    other = step_sorted(overlay.live_keys(), bound, inclusive, reverse)
+                    if other is not None and (
+                        key is None or (other > key if reverse else other < key)
+                    ):
+                        key = other
+                if key is None or not key.startswith(prefix):
                     return
-                key = cursor.key()
-                if not key.startswith(prefix):
-                    return
-                value = cursor.value() if values else b""
+                if not values:
+                    value = b""
+                elif key is base and cursor is not None:
+                    value = cursor.value()
+                else:
+                    assert overlay is not None
+                    value = overlay.values[key] or b""
             except lmdb.Error as exc:
                 raise self._failed(exc) from exc
             yield key, value
@@ -780,141 +851,147 @@ class _LmdbReadTxn(ReadTxn):
         db = self._db(table)
         if db is None:
             return 0
+        overlay = self._overlays.get(table)
+        if overlay is not None and overlay.cleared:
+            return len(overlay.live_keys())
         try:
-            return self._txn.stat(db)["entries"]
+            total = self._txn.stat(db)["entries"]
+            if overlay is not None:
+                for key, value in overlay.values.items():
+                    present = self._txn.get(key, db=db) is not None
+                    if value is None:
+                        total -= present
+                    else:
+                        total += not present
         except lmdb.Error as exc:
             raise self._failed(exc) from exc
-
-
-_LogEntry = tuple[int, "_Db", bytes, bytes]
+        return total
 
 
 class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
-    """The write transaction: LMDB's own, plus a log of changes to replay after a map growth."""
+    """The write transaction.
+
+    It holds LMDB's write transaction from start to end (so writers of several processes
+    serialize, and its reads are consistent), but keeps its changes in overlays and applies
+    them only at commit. Until then the LMDB transaction is unchanged, so ending it after an
+    exception is a commit that writes nothing, and a full map at commit is handled by growing
+    the map and applying the overlays again.
+    """
 
     def __init__(self, storage: LmdbStorage, shared: _SharedEnv) -> None:
         self._shared = shared
-        txn = self._begin()
+        try:
+            txn = shared.begin(write=True)
+        except lmdb.Error as exc:
+            raise _translate(exc, shared.path) from exc
         super().__init__(storage, txn)
-        self._open: _Txn | None = txn
-        self._log: list[_LogEntry] = []
-        self._broken: StorageError | None = None
-
-    def _begin(self) -> _Txn:
-        try:
-            txn = self._shared.begin(write=True)
-        except lmdb.Error as exc:
-            raise _translate(exc, self._shared.path) from exc
         self._txn_id = txn.id()
-        return txn
+        self._open = True  # the LMDB transaction is still to be ended
+        self._dirty = False  # the LMDB transaction holds changes (only while committing)
 
-    def _end(self) -> None:
-        """Abort the LMDB transaction if one is open (a no-op after commit); leave the gate."""
-        if self._open is not None:
-            txn, self._open = self._open, None
-            self._shared.end(txn)
-
-    def _finish(self) -> None:
-        self._done = True
-        self._end()
-
-    def _wdb(self, table: str) -> _Db:
-        if self._broken is not None:
-            raise StorageError(f"the transaction failed earlier: {self._broken}")
-        db = self._db(table)
-        if db is None:  # pragma: no cover - a writable storage opened all its tables
+    def _overlay(self, table: str) -> TableOverlay:
+        if self._db(table) is None:  # pragma: no cover - a writable storage opened all its tables
             raise StorageError(f"{self._storage.path}: table {table!r} has no LMDB database")
-        return db
-
-    def _run(self, op: Callable[[_Txn], _T]) -> _T:
-        """Run a write operation, growing the map and replaying the log when it is full."""
-        while True:
-            try:
-                return op(self._txn)
-            except lmdb.MapFullError:
-                self._grow()
-            except lmdb.Error as exc:
-                self._broken = self._failed(exc)
-                raise self._broken from exc
-
-    def _grow(self) -> None:
-        """Abort, grow the map, begin again and replay the changes made so far."""
-        try:
-            while True:
-                seen = self._shared.env.info()["map_size"]
-                self._end()
-                self._shared.resize(seen)
-                self._txn = self._open = self._shared.begin(write=True)
-                self._generation += 1
-                if self._txn.id() != self._txn_id:
-                    raise StorageError(
-                        f"{self._storage.path}: another process committed while the LMDB map "
-                        "was growing; the transaction was aborted, retry it"
-                    )
-                try:
-                    for kind, db, key, value in self._log:
-                        if kind == _PUT:
-                            self._txn.put(key, value, db=db)
-                        elif kind == _DELETE:
-                            self._txn.delete(key, db=db)
-                        else:
-                            _delete_prefix(self._txn, db, key)
-                except lmdb.MapFullError:
-                    continue
-                return
-        except lmdb.Error as exc:
-            self._broken = self._failed(exc)
-            raise self._broken from exc
-        except StorageError as exc:
-            self._broken = exc
-            raise
+        overlay = self._overlays.get(table)
+        if overlay is None:
+            overlay = self._overlays[table] = TableOverlay()
+        return overlay
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
         """Store ``value`` under ``key``; see :class:`WriteTxn`."""
         check_key(key)
         check_value(value)
-        db = self._wdb(table)
-        self._run(lambda txn: txn.put(key, value, db=db))
-        self._log.append((_PUT, db, key, value))
+        self._overlay(table).put(key, value)
 
     def put_if_absent(self, table: str, key: bytes, value: bytes) -> bool:
         """Store ``value`` under ``key`` unless present; see :class:`WriteTxn`."""
-        check_key(key)
         check_value(value)
-        db = self._wdb(table)
-        written = self._run(lambda txn: txn.put(key, value, overwrite=False, db=db))
-        if written:
-            self._log.append((_PUT, db, key, value))
-        return written
+        if self.get(table, key) is not None:
+            return False
+        self._overlay(table).put(key, value)
+        return True
 
     def delete(self, table: str, key: bytes) -> bool:
         """Remove ``key``; see :class:`WriteTxn`."""
-        check_key(key)
-        db = self._wdb(table)
-        existed = self._run(lambda txn: txn.delete(key, db=db))
-        if existed:
-            self._log.append((_DELETE, db, key, b""))
-        return existed
+        if self.get(table, key) is None:
+            return False
+        self._overlay(table).delete(key)
+        return True
 
     def delete_prefix(self, table: str, prefix: bytes) -> int:
         """Remove every key starting with ``prefix``; see :class:`WriteTxn`."""
-        db = self._wdb(table)
-        count = self._run(lambda txn: _delete_prefix(txn, db, prefix))
-        if count:
-            self._log.append((_DELETE_PREFIX, db, prefix, b""))
-        return count
+        if not prefix:
+            count = self.count(table)
+            self._overlay(table).clear()
+            return count
+        doomed = list(self.keys(table, prefix))
+        overlay = self._overlay(table)
+        for key in doomed:
+            overlay.delete(key)
+        return len(doomed)
+
+    def _apply(self) -> None:
+        """Write the overlays into the LMDB transaction, in key order."""
+        txn = self._txn
+        for table, overlay in self._overlays.items():
+            db = self._storage._db(table)
+            assert db is not None
+            if overlay.cleared:
+                txn.drop(db, delete=False)
+            changes = overlay.values
+            for key in sorted(changes):
+                value = changes[key]
+                if value is None:
+                    txn.delete(key, db=db)
+                else:
+                    txn.put(key, value, db=db)
 
     def _commit(self) -> None:
         self._check_live()
-        if self._broken is not None:
-            raise StorageError(f"the transaction failed earlier: {self._broken}")
-        self._run(lambda txn: txn.commit())
-        self._end()
+        if not any(overlay.values or overlay.cleared for overlay in self._overlays.values()):
+            return
+        while True:
+            try:
+                self._dirty = True
+                self._apply()
+                self._txn.commit()
+                break
+            except lmdb.MapFullError:
+                self._grow()
+            except lmdb.Error as exc:
+                raise self._failed(exc) from exc
+        self._open = self._dirty = False
+        self._shared.leave()
         if self._storage.durable and not self._shared.durable:
             try:
                 self._shared.env.sync(True)
             except lmdb.Error as exc:
                 raise self._failed(exc) from exc
+
+    def _grow(self) -> None:
+        """Abort the full transaction, grow the map and begin again, for a new attempt."""
+        seen = self._shared.env.info()["map_size"]
+        self._open = self._dirty = False
+        self._shared.resize(seen, own=self._txn)
+        try:
+            self._txn = self._shared.begin(write=True)
+        except lmdb.Error as exc:
+            raise self._failed(exc) from exc
+        self._open = True
+        if self._txn.id() != self._txn_id:
+            raise StorageError(
+                f"{self._storage.path}: another process committed while the LMDB map was "
+                "growing; the transaction was not committed, retry it"
+            )
+
+    def _finish(self) -> None:
+        self._done = True
+        if self._open:
+            self._open = False
+            if self._dirty:
+                self._shared.end(self._txn)
+            else:
+                self._shared.end_clean(self._txn)
 
 
 # --------------------------------------------------------------------------------------------

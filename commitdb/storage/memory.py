@@ -3,9 +3,8 @@
 Each table is a ``dict`` plus a sorted list of its keys (kept sorted with :mod:`bisect`).
 
 * Write transactions never touch the committed tables while they run: their writes go to a
-  per-table *overlay* (a dict of new values, ``None`` marking a deletion, plus the sorted list
-  of the overlay's live keys), and reads inside the transaction merge the overlay over the
-  committed tables. Commit applies the overlay in one step under a lock; an abort simply
+  per-table :class:`~commitdb.storage.base.TableOverlay` (new values, ``None`` marking a
+  deletion), and reads inside the transaction merge the overlay over the committed tables. Commit applies the overlay in one step under a lock; an abort simply
   drops it, so an exception inside ``with storage.write()`` leaves nothing behind.
 * One writer at a time: a :class:`threading.Lock` is held for the whole write transaction.
 * Readers see the last committed snapshot. Snapshots are copy-on-write: a commit mutates the
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -25,11 +24,13 @@ from commitdb.errors import DatabaseClosedError, StorageError
 from commitdb.storage.base import (
     ReadTxn,
     Storage,
+    TableOverlay,
     WriteTxn,
     check_key,
     check_tables,
     check_value,
     iteration_start,
+    step_sorted,
 )
 
 __all__ = ("MemoryStorage",)
@@ -51,8 +52,11 @@ class _Table:
     def copy(self) -> _Table:
         return _Table(dict(self.data), list(self.keys))
 
-    def apply(self, overlay: _Overlay) -> None:
+    def apply(self, overlay: TableOverlay) -> None:
         """Apply a write transaction's changes to this table in place."""
+        if overlay.cleared:
+            self.data = {}
+            self.keys = []
         data, changes = self.data, overlay.values
         if len(changes) <= _MERGE_THRESHOLD:
             for key, value in changes.items():
@@ -87,54 +91,13 @@ class _Snapshot:
         self.readers = 0
 
 
-class _Overlay:
-    """The uncommitted changes of one table: new values (``None`` = deleted), live keys."""
-
-    __slots__ = ("keys", "values")
-
-    def __init__(self) -> None:
-        self.values: dict[bytes, bytes | None] = {}
-        self.keys: list[bytes] = []
-
-
-def _step(
-    keys: list[bytes],
-    bound: bytes | None,
-    inclusive: bool,
-    reverse: bool,
-    masked: dict[bytes, bytes | None] | None,
-) -> bytes | None:
-    """Return the first key of ``keys`` past ``bound`` in the direction of travel.
-
-    ``bound=None`` means from the very beginning (end, in reverse); keys found in ``masked``
-    are skipped.
-    """
-    if reverse:
-        if bound is None:
-            i = len(keys) - 1
-        else:
-            i = (bisect_right(keys, bound) if inclusive else bisect_left(keys, bound)) - 1
-        if masked:
-            while i >= 0 and keys[i] in masked:
-                i -= 1
-        return keys[i] if i >= 0 else None
-    if bound is None:
-        i = 0
-    else:
-        i = bisect_left(keys, bound) if inclusive else bisect_right(keys, bound)
-    if masked:
-        while i < len(keys) and keys[i] in masked:
-            i += 1
-    return keys[i] if i < len(keys) else None
-
-
 class _MemoryReadTxn(ReadTxn):
     """A read transaction on one snapshot (and, for writers, an overlay over it)."""
 
     def __init__(self, storage: MemoryStorage, snapshot: _Snapshot) -> None:
         self._storage = storage
         self._snapshot = snapshot
-        self._overlays: dict[str, _Overlay] = {}
+        self._overlays: dict[str, TableOverlay] = {}
         self._done = False
 
     def _check_live(self) -> None:
@@ -155,8 +118,11 @@ class _MemoryReadTxn(ReadTxn):
         check_key(key)
         base = self._table(table)
         overlay = self._overlays.get(table)
-        if overlay is not None and key in overlay.values:
-            return overlay.values[key]
+        if overlay is not None:
+            if key in overlay.values:
+                return overlay.values[key]
+            if overlay.cleared:
+                return None
         return base.data.get(key)
 
     def has(self, table: str, key: bytes) -> bool:
@@ -181,10 +147,13 @@ class _MemoryReadTxn(ReadTxn):
         while True:
             base = self._table(table)
             overlay = self._overlays.get(table)
-            masked = overlay.values if overlay is not None else None
-            key = _step(base.keys, bound, inclusive, reverse, masked)
-            if overlay is not None:
-                other = _step(overlay.keys, bound, inclusive, reverse, None)
+            if overlay is None:
+                key = step_sorted(base.keys, bound, inclusive, reverse)
+            else:
+                key = None
+                if not overlay.cleared:
+                    key = step_sorted(base.keys, bound, inclusive, reverse, overlay.values)
+                other = step_sorted(overlay.live_keys(), bound, inclusive, reverse)
                 if other is not None and (key is None or (other > key if reverse else other < key)):
                     key = other
             if key is None or not key.startswith(prefix):
@@ -202,8 +171,10 @@ class _MemoryReadTxn(ReadTxn):
     def count(self, table: str) -> int:
         """Return the number of keys in ``table``; see :class:`ReadTxn`."""
         base = self._table(table)
-        total = len(base.data)
         overlay = self._overlays.get(table)
+        if overlay is not None and overlay.cleared:
+            return len(overlay.live_keys())
+        total = len(base.data)
         if overlay is not None:
             for key, value in overlay.values.items():
                 if value is None:
@@ -216,52 +187,44 @@ class _MemoryReadTxn(ReadTxn):
 class _MemoryWriteTxn(_MemoryReadTxn, WriteTxn):
     """The write transaction: writes go to per-table overlays until commit."""
 
-    def _overlay(self, table: str) -> tuple[_Table, _Overlay]:
-        base = self._table(table)
+    def _overlay(self, table: str) -> TableOverlay:
+        self._table(table)
         overlay = self._overlays.get(table)
         if overlay is None:
-            overlay = self._overlays[table] = _Overlay()
-        return base, overlay
+            overlay = self._overlays[table] = TableOverlay()
+        return overlay
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
         """Store ``value`` under ``key``; see :class:`WriteTxn`."""
         check_key(key)
         check_value(value)
-        _, overlay = self._overlay(table)
-        if overlay.values.get(key) is None:
-            insort(overlay.keys, key)
-        overlay.values[key] = value
+        self._overlay(table).put(key, value)
 
     def put_if_absent(self, table: str, key: bytes, value: bytes) -> bool:
         """Store ``value`` under ``key`` unless present; see :class:`WriteTxn`."""
-        check_key(key)
         check_value(value)
         if self.get(table, key) is not None:
             return False
-        self.put(table, key, value)
+        self._overlay(table).put(key, value)
         return True
 
     def delete(self, table: str, key: bytes) -> bool:
         """Remove ``key``; see :class:`WriteTxn`."""
-        check_key(key)
-        base, overlay = self._overlay(table)
-        if key in overlay.values:
-            existed = overlay.values[key] is not None
-            if existed:
-                del overlay.keys[bisect_left(overlay.keys, key)]
-        else:
-            existed = key in base.data
-        if key in base.data:
-            overlay.values[key] = None
-        else:
-            overlay.values.pop(key, None)
-        return existed
+        if self.get(table, key) is None:
+            return False
+        self._overlay(table).delete(key)
+        return True
 
     def delete_prefix(self, table: str, prefix: bytes) -> int:
         """Remove every key starting with ``prefix``; see :class:`WriteTxn`."""
+        if not prefix:
+            count = self.count(table)
+            self._overlay(table).clear()
+            return count
         doomed = list(self.keys(table, prefix))
+        overlay = self._overlay(table)
         for key in doomed:
-            self.delete(table, key)
+            overlay.delete(key)
         return len(doomed)
 
 
@@ -365,8 +328,10 @@ class MemoryStorage(Storage):
             finally:
                 self._writer = None
 
-    def _commit(self, overlays: dict[str, _Overlay]) -> None:
-        changed = {name: overlay for name, overlay in overlays.items() if overlay.values}
+    def _commit(self, overlays: dict[str, TableOverlay]) -> None:
+        changed = {
+            name: overlay for name, overlay in overlays.items() if overlay.values or overlay.cleared
+        }
         if not changed:
             return
         with self._state_lock:

@@ -656,6 +656,10 @@ _ERRORS = [
      "invalid concept name 'namespace': 'namespace' is a reserved word"),
     ("attachment-keyword-name", "concept C;\nattachment<C, int32> struct;", 3, 22,
      "invalid attachment name 'struct': 'struct' is a reserved word"),
+    ("underscore-type-name", "struct _S { int32 x; };", 2, 8,
+     "invalid struct name '_S': a name starts with an ASCII letter"),
+    ("underscore-field-name", "struct S { int32 _x; };", 2, 18,
+     "invalid field name '_x': a name starts with an ASCII letter"),
     ("unknown-enum-case", "enum E { a, b };\nstruct S { E e = .c; };", 3, 18,
      "invalid default for field 'e': enum 'A::E' has no case 'c' (cases: a, b)"),
     ("enum-case-of-other-enum", "enum E { a };\nenum F { a };\nstruct S { E e = F.a; };", 4,
@@ -756,3 +760,13 @@ def test_samples_words_stay_legal_as_names() -> None:
     assert [f.name for f in s.fields] == ["default", "key", "bool"]
     assert s.field("default").default == _enum(defs, "A::E").case("default")
     assert [p.name for p in defs.pools()[0].check("f").parameters] == ["key", "default"]
+
+
+def test_the_documented_example_loads() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "typed-model.md").read_text()
+    example = page.split("```dsm\n", 1)[1].split("```", 1)[0]
+    defs = load_text(example, "typed-model.md")
+    assert defs.counts() == _counts(1, 2, 1, 1, 2, 3, 2, 3)
+    listing = _struct(defs, "Shop::Listing").default()
+    assert listing.price.cents == 100
+    assert listing.stock == {"paris": 3, "lyon": 0}

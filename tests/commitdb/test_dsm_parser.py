@@ -368,18 +368,6 @@ def test_re_defaults_and_features() -> None:
 
 
 @needs_samples
-def test_re_parses_fast() -> None:
-    paths = sorted((SAMPLES / "Re").glob("*.dsm"))
-    texts = [(p.read_text(encoding="utf-8"), str(p)) for p in paths]
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for text, name in texts:
-            parse(text, name)
-        best = min(best, time.perf_counter() - start)
-    assert best < 0.1, f"parsing Re/ took {best * 1000:.1f} ms"
-
-
 # -- synthetic valid inputs ----------------------------------------------------------------
 
 FEATURES = f'''\ufeff/* leading block

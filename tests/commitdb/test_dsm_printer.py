@@ -292,6 +292,16 @@ def test_empty_definitions_and_namespaces() -> None:
     assert load_text(text).counts()["namespaces"] == 1
 
 
+def test_empty_containers_inside_a_structure_default() -> None:
+    defs = load_text(
+        NS_A + "struct In { xarray<int32> xa; vector<int8> v; int32 b; };\n"
+        "struct S { In i = {{}, {}, 5}; };\n};\n"
+    )
+    text = to_dsm(defs)
+    assert "    In i = {{}, {}, 5};" in text
+    assert load_text(text) == defs
+
+
 def test_unprintable_default_is_refused() -> None:
     defs = Definitions()
     ns = defs.namespace("A", "11111111-1111-1111-1111-111111111111")

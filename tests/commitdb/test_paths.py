@@ -529,6 +529,18 @@ def test_normalize_converts_keys_with_the_key_types() -> None:
         p(".by_ratio['x']").normalize(DOC)
 
 
+def test_normalize_builds_structures_and_keys_inside_composite_keys() -> None:
+    by_pair = T.MapType(T.TupleType([S.point, T.KeyType(S.user)]), T.STRING)
+    path = p(f"[((#1, #2), {{{OWNER_ID}}})]").normalize(by_pair)
+    assert path == Path().key((S.point(x=1.0, y=2.0), Key(S.user, OWNER_ID)))
+    by_maybe = T.MapType(T.OptionalType(S.point), T.STRING)
+    assert p("[(#1, #2)]").normalize(by_maybe) == Path().key(S.point(x=1.0, y=2.0))
+    assert p("[nil]").normalize(by_maybe) == Path().key(None)
+    by_key = T.MapType(T.KeyType(S.user), T.STRING)
+    with pytest.raises(PathError, match="does not fit map<key<PathsTest::User>, string>"):
+        p("['not a uuid']").normalize(by_key)
+
+
 def test_normalized_paths_read_the_document() -> None:
     doc = make_doc()
     assert p(".by_uuid['" + str(UUID_KEY) + "']").normalize(DOC).at(doc) == "u"
@@ -661,6 +673,19 @@ def test_set_in_rebuilds_immutable_containers_in_their_parent() -> None:
     assert typed_root.value == (1, 2)
 
 
+def test_set_in_goes_through_typed_wrappers_in_the_middle_of_a_path() -> None:
+    doc = make_doc()
+    listed = Typed(T.VectorType(T.TupleType([T.INT64, T.INT64])), [(1, 2)])
+    doc.payload = listed
+    p(".payload![0][1]").set_in(doc, 9)
+    assert doc.payload is listed and listed.value == [(1, 9)]  # the list changed in place
+    nested_type = T.TupleType([T.TupleType([T.INT64, T.INT64]), T.INT64])
+    doc.payload = Typed(nested_type, ((1, 2), 3))
+    p(".payload![0][1]").set_in(doc, 9)
+    assert doc.payload == Typed(nested_type, ((1, 9), 3))  # tuples and wrapper rebuilt
+    assert p(".payload![0][1]").at(doc) == 9
+
+
 def test_set_in_root_path_is_refused() -> None:
     with pytest.raises(PathError, match="^unexpected root Path$"):
         Path().set_in(make_doc(), 1)
@@ -775,7 +800,21 @@ def test_failed_writes_change_nothing() -> None:
     assert encode(doc, DOC) == before
 
 
+class Quarrelsome:
+    """A key whose comparisons fail: lookups next to it raise TypeError."""
+
+    def __hash__(self) -> int:
+        return hash("k")
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("cannot compare")
+
+
 def test_unexpected_errors_become_path_errors() -> None:
+    with pytest.raises(PathError, match="cannot read"):
+        p("['k']").at({Quarrelsome(): 1})
+    with pytest.raises(PathError, match="cannot set"):
+        p("['k']").set_in({Quarrelsome(): 1}, 2)
     m = {"a": 1}
     with pytest.raises(PathError, match="TypeError"):
         p("['a'].entry[0]").patch(m, [1])  # an unhashable new key

@@ -674,16 +674,22 @@ class TestLmdb:
 
     def test_file_shorter_than_its_free_tail_is_fine(self, tmp_path: Path) -> None:
         # LMDB may end a file before pages that were allocated and freed in one transaction.
+        import lmdb
+
         path = tmp_path / "db"
         with LmdbStorage.create(path, TABLES, durable=False) as s:
             fill(s, "objects", [b"k%d" % i for i in range(500)])
-            for _ in range(3):
-                with s.write() as txn:
-                    for i in range(3000):
-                        txn.put("refs", b"z%05d" % i, b"v" * 300)
-                    txn.delete_prefix("refs", b"z")
-                    txn.put("refs", b"big", b"w" * 500_000)
-                    txn.delete("refs", b"big")
+        env = lmdb.open(str(path), max_dbs=8, map_size=1 << 26, sync=False)
+        refs = env.open_db(b"refs")
+        for _ in range(3):
+            with env.begin(write=True) as txn:
+                for i in range(3000):
+                    txn.put(b"z%05d" % i, b"v" * 300, db=refs)
+                for i in range(3000):
+                    txn.delete(b"z%05d" % i, db=refs)
+                txn.put(b"big", b"w" * 500_000, db=refs)
+                txn.delete(b"big", db=refs)
+        env.close()
         header = lmdb_storage._check_data_file(str(path))
         assert (path / "data.mdb").stat().st_size < (header.last_pg + 1) * header.psize
         with LmdbStorage.open(path, TABLES) as s, s.read() as txn:

@@ -1,0 +1,480 @@
+"""Remote-local attachment calls: the server-side proxy and the client-side lender.
+
+An attachment function runs on the server, in a worker thread, against an
+:class:`AttachmentMutatingRemote`. Every read (keys, has, get, enumerate) is a callback
+request to the client, answered from the client's own mutable state. Every mutation is a
+callback *notification*: it is encoded in the worker thread and buffered, then sent —
+in order, in one batch — before the next read and before the call returns (a final
+``flush`` request confirms that every mutation applied, and raises the first failure inside
+the server function). A call that makes one read and fifty mutations therefore costs a
+constant, small number of round trips.
+
+The client side (:class:`Lender`) applies callbacks to the lent object inline, in arrival
+order, on the connection's reader; the server never holds the client's state after the call.
+
+Wire forms of callback arguments: attachment = runtime id (16 bytes), key = concept runtime
+id + instance id (32 bytes), path = ``Path.to_wire(document type)``, values = canonical wire
+values of the type the path reaches, xarray positions = 16 bytes.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+
+from commitdb.codec import from_wire, to_wire
+from commitdb.definitions import Definitions
+from commitdb.errors import PathError, ValidationError
+from commitdb.paths import Path
+from commitdb.types import (
+    Attachment,
+    ConceptType,
+    MapType,
+    OptionalType,
+    SetType,
+    Type,
+    XArrayType,
+)
+from commitdb.values import END, Key
+from rpc.errors import CallCancelledError, MethodNotFoundError
+from rpc.packets import encode_notify
+
+if TYPE_CHECKING:
+    from rpc.connection import Connection
+
+__all__ = ("AttachmentMutatingRemote", "Lender", "callback_target")
+
+MUTATIONS = (
+    "set",
+    "delete",
+    "diff",
+    "update",
+    "union_in_set",
+    "subtract_in_set",
+    "union_in_map",
+    "subtract_in_map",
+    "update_in_map",
+    "insert_in_xarray",
+    "update_in_xarray",
+    "remove_in_xarray",
+)
+READS = ("keys", "has", "get", "enumerate", "flush")
+
+
+def callback_target(lend_id: int) -> str:
+    """The target name of a lent state's callbacks."""
+    return f"cb:{lend_id}"
+
+
+def _key_wire(key: Key) -> bytes:
+    return key.concept.runtime_id.bytes + key.id.bytes
+
+
+def _key_from_wire(w: Any, definitions: Definitions) -> Key:
+    if type(w) is not bytes or len(w) != 32:
+        raise ValidationError("a key (32 bytes)", type(w).__name__, "callback")
+    concept = definitions.query_type(uuid.UUID(bytes=w[:16]))
+    if not isinstance(concept, ConceptType):
+        raise ValidationError("a known concept", str(uuid.UUID(bytes=w[:16])), "callback key")
+    return Key(concept, uuid.UUID(bytes=w[16:]))
+
+
+def _attachment_from_wire(w: Any, definitions: Definitions) -> Attachment:
+    if type(w) is not bytes or len(w) != 16:
+        raise ValidationError("an attachment id (16 bytes)", type(w).__name__, "callback")
+    return definitions.check_attachment(uuid.UUID(bytes=w))
+
+
+def _path_and_type(att: Attachment, path: Path | str) -> tuple[Path, Type]:
+    p = Path.parse(path) if isinstance(path, str) else path
+    p = p.normalize(att.document_type)
+    return p, p.resolve(att.document_type)
+
+
+# --------------------------------------------------------------------------------------------
+# Server side
+
+
+class AttachmentMutatingRemote:
+    """The attachment state a server-side pool function receives (runs in a worker thread).
+
+    It offers the same methods as a local ``CommitMutableState``; reads go to the client,
+    mutations are pipelined to it.
+    """
+
+    def __init__(self, conn: Connection, lend_id: int, definitions: Definitions) -> None:
+        self._conn = conn
+        self._target = callback_target(lend_id)
+        self._defs = definitions
+        self._queue: list[bytes] = []
+        self._unconfirmed = False
+        self._cancelled = threading.Event()
+        self.callbacks = 0  # round trips made (reads + flushes)
+        self.mutations_sent = 0
+
+    def definitions(self) -> Definitions:
+        """The definitions shared with the client."""
+        return self._defs
+
+    def cancel(self) -> None:
+        """Called when the client gave up: further calls raise CallCancelledError."""
+        self._cancelled.set()
+
+    def _check(self) -> None:
+        if self._cancelled.is_set():
+            raise CallCancelledError("the client cancelled the call")
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _mutate(self, method: str, args: list[Any]) -> None:
+        self._check()
+        self._queue.append(encode_notify(self._target, method, args))
+        self.mutations_sent += 1
+
+    def _request(self, method: str, args: list[Any]) -> Any:
+        self._check()
+        queued, self._queue = self._queue, []
+        self.callbacks += 1
+        try:
+            result = anyio.from_thread.run(self._send_and_call, queued, method, args)
+        except anyio.get_cancelled_exc_class():
+            raise CallCancelledError("the call was cancelled") from None
+        self._unconfirmed = False
+        return result
+
+    async def _send_and_call(self, queued: list[bytes], method: str, args: list[Any]) -> Any:
+        conn = self._conn
+        for payload in queued:
+            conn.send_nowait(payload)
+        return await conn.call(self._target, method, args)
+
+    def finish(self) -> None:
+        """Flush buffered mutations and confirm they all applied (raises the first failure)."""
+        if self._queue or self._unconfirmed:
+            self._request("flush", [])
+
+    def discard(self) -> None:
+        """Drop anything buffered (the call failed)."""
+        self._queue.clear()
+
+    def _att(self, attachment: Attachment | str) -> Attachment:
+        return self._defs.check_attachment(attachment)
+
+    @staticmethod
+    def _key(att: Attachment, key: Key, *, write: bool = True) -> bytes:
+        if not isinstance(key, Key):
+            raise ValidationError(str(att.key_type), type(key).__name__, f"{att.identifier} key")
+        if not att.key_type.accepts_concept(key.concept):
+            raise ValidationError(
+                str(att.key_type), f"key of {key.concept}", f"{att.identifier} key"
+            )
+        if write and key.is_nil:
+            raise ValidationError("a key with a valid instance id", "the nil key", att.identifier)
+        return _key_wire(key)
+
+    # -- reads ----------------------------------------------------------------------------
+    def keys(self, attachment: Attachment | str) -> set[Key]:
+        """Keys of existing documents in the client's state."""
+        att = self._att(attachment)
+        w = self._request("keys", [att.runtime_id.bytes])
+        return {_key_from_wire(k, self._defs) for k in w}
+
+    def has(self, attachment: Attachment | str, key: Key) -> bool:
+        """True if the document exists in the client's state."""
+        att = self._att(attachment)
+        return bool(self._request("has", [att.runtime_id.bytes, self._key(att, key, write=False)]))
+
+    def get(self, attachment: Attachment | str, key: Key) -> Any:
+        """The document from the client's state, or None."""
+        att = self._att(attachment)
+        w = self._request("get", [att.runtime_id.bytes, self._key(att, key, write=False)])
+        return from_wire(w, OptionalType(att.document_type), self._defs)
+
+    def enumerate(self, attachment: Attachment | str) -> list[tuple[Key, Any]]:
+        """(key, document) pairs from the client's state."""
+        att = self._att(attachment)
+        w = self._request("enumerate", [att.runtime_id.bytes])
+        return [
+            (_key_from_wire(k, self._defs), from_wire(d, att.document_type, self._defs))
+            for k, d in w
+        ]
+
+    # -- mutations ------------------------------------------------------------------------
+    def set(self, attachment: Attachment | str, key: Key, value: Any) -> None:
+        """Replace (or create) the document in the client's state."""
+        att = self._att(attachment)
+        self._mutate(
+            "set", [att.runtime_id.bytes, self._key(att, key), to_wire(value, att.document_type)]
+        )
+
+    def delete(self, attachment: Attachment | str, key: Key) -> None:
+        """Delete the document in the client's state."""
+        att = self._att(attachment)
+        self._mutate("delete", [att.runtime_id.bytes, self._key(att, key)])
+
+    def diff(
+        self, attachment: Attachment | str, key: Key, value: Any, recursive: bool = False
+    ) -> None:
+        """Record the difference on the client's state."""
+        att = self._att(attachment)
+        self._mutate(
+            "diff",
+            [
+                att.runtime_id.bytes,
+                self._key(att, key),
+                to_wire(value, att.document_type),
+                bool(recursive),
+            ],
+        )
+
+    def update(self, attachment: Attachment | str, key: Key, path: Path | str, value: Any) -> None:
+        """Assign at a path in the client's state."""
+        att = self._att(attachment)
+        p, t = _path_and_type(att, path)
+        self._mutate(
+            "update",
+            [
+                att.runtime_id.bytes,
+                self._key(att, key),
+                p.to_wire(att.document_type),
+                to_wire(value, t),
+            ],
+        )
+
+    def _container(
+        self,
+        method: str,
+        attachment: Attachment | str,
+        key: Key,
+        path: Path | str,
+        operand: Any,
+        kind: type[Type],
+    ) -> None:
+        att = self._att(attachment)
+        p, t = _path_and_type(att, path)
+        if not isinstance(t, kind):
+            raise PathError(f"{p} is a {t}, not a {kind.kind}")
+        vt: Type = t
+        if method == "subtract_in_map":
+            assert isinstance(t, MapType)
+            vt = SetType(t.key)
+        if not isinstance(operand, Mapping | set | frozenset):
+            operand = list(operand) if isinstance(operand, Iterable) else operand
+        self._mutate(
+            method,
+            [
+                att.runtime_id.bytes,
+                self._key(att, key),
+                p.to_wire(att.document_type),
+                to_wire(operand, vt),
+            ],
+        )
+
+    def union_in_set(
+        self, attachment: Attachment | str, key: Key, path: Path | str, elements: Iterable[Any]
+    ) -> None:
+        """Add elements to a set in the client's state."""
+        self._container("union_in_set", attachment, key, path, elements, SetType)
+
+    def subtract_in_set(
+        self, attachment: Attachment | str, key: Key, path: Path | str, elements: Iterable[Any]
+    ) -> None:
+        """Remove elements from a set in the client's state."""
+        self._container("subtract_in_set", attachment, key, path, elements, SetType)
+
+    def union_in_map(
+        self, attachment: Attachment | str, key: Key, path: Path | str, entries: Mapping[Any, Any]
+    ) -> None:
+        """Insert entries in a map in the client's state."""
+        self._container("union_in_map", attachment, key, path, entries, MapType)
+
+    def subtract_in_map(
+        self, attachment: Attachment | str, key: Key, path: Path | str, keys: Iterable[Any]
+    ) -> None:
+        """Remove entries from a map in the client's state."""
+        self._container("subtract_in_map", attachment, key, path, keys, MapType)
+
+    def update_in_map(
+        self, attachment: Attachment | str, key: Key, path: Path | str, entries: Mapping[Any, Any]
+    ) -> None:
+        """Overwrite existing entries of a map in the client's state."""
+        self._container("update_in_map", attachment, key, path, entries, MapType)
+
+    def _xarray(
+        self, attachment: Attachment | str, path: Path | str
+    ) -> tuple[Attachment, Path, XArrayType]:
+        att = self._att(attachment)
+        p, t = _path_and_type(att, path)
+        if not isinstance(t, XArrayType):
+            raise PathError(f"{p} is a {t}, not an xarray")
+        return att, p, t
+
+    def insert_in_xarray(
+        self,
+        attachment: Attachment | str,
+        key: Key,
+        path: Path | str,
+        before: uuid.UUID,
+        new: uuid.UUID | None,
+        value: Any,
+    ) -> uuid.UUID:
+        """Insert before a position in the client's state; returns the new position."""
+        att, p, t = self._xarray(attachment, path)
+        new = new or uuid.uuid4()
+        if new == END:
+            raise ValidationError("a real xarray position", "END", "new")
+        self._mutate(
+            "insert_in_xarray",
+            [
+                att.runtime_id.bytes,
+                self._key(att, key),
+                p.to_wire(att.document_type),
+                _pos(before),
+                new.bytes,
+                to_wire(value, t.element),
+            ],
+        )
+        return new
+
+    def update_in_xarray(
+        self,
+        attachment: Attachment | str,
+        key: Key,
+        path: Path | str,
+        position: uuid.UUID,
+        value: Any,
+    ) -> None:
+        """Write at a position in the client's state."""
+        att, p, t = self._xarray(attachment, path)
+        if position == END:
+            raise ValidationError("a real xarray position", "END", "position")
+        self._mutate(
+            "update_in_xarray",
+            [
+                att.runtime_id.bytes,
+                self._key(att, key),
+                p.to_wire(att.document_type),
+                _pos(position),
+                to_wire(value, t.element),
+            ],
+        )
+
+    def remove_in_xarray(
+        self, attachment: Attachment | str, key: Key, path: Path | str, position: uuid.UUID
+    ) -> None:
+        """Remove at a position in the client's state."""
+        att, p, _ = self._xarray(attachment, path)
+        if position == END:
+            raise ValidationError("a real xarray position", "END", "position")
+        self._mutate(
+            "remove_in_xarray",
+            [
+                att.runtime_id.bytes,
+                self._key(att, key),
+                p.to_wire(att.document_type),
+                _pos(position),
+            ],
+        )
+
+
+def _pos(p: Any) -> bytes:
+    if isinstance(p, uuid.UUID):
+        return p.bytes
+    raise ValidationError("an xarray position (uuid)", type(p).__name__, "position")
+
+
+# --------------------------------------------------------------------------------------------
+# Client side
+
+
+class Lender:
+    """Applies a call's callbacks to the client's lent state, in arrival order."""
+
+    def __init__(self, state: Any, definitions: Definitions, *, mutable: bool) -> None:
+        self.state = state
+        self.defs = definitions
+        self.mutable = mutable
+        self.error: BaseException | None = None
+        self.applied = 0
+
+    def request(self, method: str, args: list[Any]) -> Any:
+        """Answer a read (or the final flush) from the lent state."""
+        d = self.defs
+        if method == "flush":
+            err, self.error = self.error, None
+            if err is not None:
+                raise err
+            return None
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
+        att = _attachment_from_wire(args[0], d)
+        if method == "keys":
+            return [_key_wire(k) for k in sorted(self.state.keys(att))]
+        key = _key_from_wire(args[1], d) if len(args) > 1 else None
+        if method == "has":
+            return bool(self.state.has(att, key))
+        if method == "get":
+            return to_wire(self.state.get(att, key), OptionalType(att.document_type))
+        if method == "enumerate":
+            return [
+                [_key_wire(k), to_wire(v, att.document_type)] for k, v in self.state.enumerate(att)
+            ]
+        raise MethodNotFoundError(f"unknown callback {method!r}")
+
+    def notify(self, method: str, args: list[Any]) -> None:
+        """Apply a mutation (a failure is kept and reported at the next request)."""
+        try:
+            self._apply(method, args)
+            self.applied += 1
+        except Exception as exc:
+            if self.error is None:
+                self.error = exc
+
+    def _apply(self, method: str, args: list[Any]) -> None:
+        if not self.mutable:
+            raise ValidationError("a read-only call", f"a {method} mutation", "callback")
+        if method not in MUTATIONS:
+            raise MethodNotFoundError(f"unknown callback {method!r}")
+        d = self.defs
+        s = self.state
+        att = _attachment_from_wire(args[0], d)
+        key = _key_from_wire(args[1], d)
+        doc_type = att.document_type
+        if method == "set":
+            s.set(att, key, from_wire(args[2], doc_type, d))
+        elif method == "delete":
+            s.delete(att, key)
+        elif method == "diff":
+            s.diff(att, key, from_wire(args[2], doc_type, d), bool(args[3]))
+        else:
+            path = Path.from_wire(args[2], doc_type, d)
+            t = path.resolve(doc_type)
+            if method == "update":
+                s.update(att, key, path, from_wire(args[3], t, d))
+            elif method in ("union_in_set", "subtract_in_set", "union_in_map", "update_in_map"):
+                getattr(s, method)(att, key, path, from_wire(args[3], t, d))
+            elif method == "subtract_in_map":
+                assert isinstance(t, MapType)
+                s.subtract_in_map(att, key, path, from_wire(args[3], SetType(t.key), d))
+            else:
+                assert isinstance(t, XArrayType)
+                if method == "insert_in_xarray":
+                    s.insert_in_xarray(
+                        att,
+                        key,
+                        path,
+                        uuid.UUID(bytes=args[3]),
+                        uuid.UUID(bytes=args[4]),
+                        from_wire(args[5], t.element, d),
+                    )
+                elif method == "update_in_xarray":
+                    s.update_in_xarray(
+                        att, key, path, uuid.UUID(bytes=args[3]), from_wire(args[4], t.element, d)
+                    )
+                else:
+                    s.remove_in_xarray(att, key, path, uuid.UUID(bytes=args[3]))

@@ -1,0 +1,179 @@
+"""RPCServer: accepts connections on TCP / Unix / TLS endpoints and hands them to an app.
+
+The server does the transport and the handshake framing; the *app* (a
+:class:`~rpc.service.Service`, a database server, ...) validates the client's hello, sets the
+connection's request handler and returns the welcome fields. Many clients are served at
+once, each connection in its own task; shutdown is graceful: listeners close first, then
+connections get a grace period to finish their in-flight requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+
+from rpc.connection import Connection, read_frame
+from rpc.errors import HandshakeError, ProtocolError, RPCError, error_to_wire
+from rpc.framing import DEFAULT_MAX_FRAME_SIZE, FrameParser, encode_frame
+from rpc.packets import PROTOCOL_VERSION, Hello, decode_packet, encode_error, encode_hello
+from rpc.transports import Endpoint, create_listener, parse_endpoint
+
+__all__ = ("RPCServer", "ServerApp")
+
+log = logging.getLogger("rpc.server")
+
+
+class ServerApp(Protocol):
+    """What an RPCServer serves."""
+
+    name: str
+
+    async def accept(self, hello: Hello, conn: Connection) -> dict[str, Any]:
+        """Validate a client's hello, set ``conn.handler``; return the welcome fields
+        (raise HandshakeError to refuse)."""
+
+    def connection_closed(self, conn: Connection) -> None:
+        """A connection of this app ended."""
+
+
+class RPCServer:
+    """Serves an app on one or more endpoints (an async context manager)."""
+
+    def __init__(
+        self,
+        app: ServerApp,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        handshake_timeout: float = 10.0,
+        grace: float = 5.0,
+        debug: bool = True,
+    ) -> None:
+        self.app = app
+        self.ssl_context = ssl_context
+        self.max_frame_size = max_frame_size
+        self.handshake_timeout = handshake_timeout
+        self.grace = grace
+        self.debug = debug
+        self.connections: set[Connection] = set()
+        self.endpoints: list[Endpoint] = []
+        self._stack: AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._listener_scopes: list[anyio.CancelScope] = []
+        self.accepted = 0
+
+    async def __aenter__(self) -> RPCServer:
+        stack = AsyncExitStack()
+        self._tg = await stack.enter_async_context(anyio.create_task_group())
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def listen(self, url: str | Endpoint) -> Endpoint:
+        """Start listening; returns the bound endpoint (port 0 picks a free port)."""
+        if self._tg is None:
+            raise RPCError("enter the server's context before listening")
+        ep = parse_endpoint(url) if isinstance(url, str) else url
+        listener = await create_listener(ep, ssl_context=self.ssl_context)
+        if ep.scheme == "tcp":
+            sock_listener = listener
+            inner = getattr(sock_listener, "listener", sock_listener)
+            address: Any = inner.extra(anyio.abc.SocketAttribute.local_address)
+            host, port = address[0], address[1]
+            ep = Endpoint("tcp", str(host), int(port), tls=ep.tls)
+        self.endpoints.append(ep)
+        scope = anyio.CancelScope()
+        self._listener_scopes.append(scope)
+        self._tg.start_soon(self._serve_listener, listener, scope)
+        log.info("%s listening on %s", self.app.name, ep)
+        return ep
+
+    async def _serve_listener(
+        self, listener: anyio.abc.Listener[anyio.abc.ByteStream], scope: anyio.CancelScope
+    ) -> None:
+        with scope:
+            async with listener:
+                await listener.serve(self._handle)
+
+    async def _handle(self, stream: anyio.abc.ByteStream) -> None:
+        parser = FrameParser(self.max_frame_size)
+        conn: Connection | None = None
+        try:
+            try:
+                with anyio.fail_after(self.handshake_timeout):
+                    frame = await read_frame(stream, parser)
+                pkt = decode_packet(frame)
+                if not isinstance(pkt, Hello) or pkt.welcome:
+                    raise ProtocolError("the first packet must be a hello")
+                if pkt.version != PROTOCOL_VERSION:
+                    raise HandshakeError(
+                        f"protocol version {pkt.version} is not supported "
+                        f"(this server speaks {PROTOCOL_VERSION})"
+                    )
+                conn = Connection(
+                    stream,
+                    None,
+                    parser=parser,
+                    name=f"{self.app.name}#{self.accepted + 1}",
+                    debug=self.debug,
+                )
+                welcome = await self.app.accept(pkt, conn)
+                await stream.send(
+                    encode_frame(encode_hello(PROTOCOL_VERSION, welcome, welcome=True))
+                )
+            except (RPCError, TimeoutError, ValueError) as exc:
+                if isinstance(exc, TimeoutError):
+                    exc = HandshakeError("no hello within the handshake timeout")
+                log.info("handshake refused: %s", exc)
+                code, message, data = error_to_wire(exc)
+                with anyio.move_on_after(1):
+                    try:
+                        await stream.send(encode_frame(encode_error(0, code, message, data)))
+                    except Exception:
+                        log.debug("could not report the handshake error", exc_info=True)
+                conn = None
+                return
+            self.accepted += 1
+            async with conn:
+                self.connections.add(conn)
+                await conn.closed_event.wait()
+        except Exception:
+            log.exception("connection handler failed")
+        finally:
+            if conn is not None:
+                self.connections.discard(conn)
+                try:
+                    self.app.connection_closed(conn)
+                except Exception:
+                    log.exception("connection_closed hook failed")
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def aclose(self) -> None:
+        """Stop listening, let connections finish in-flight requests (grace period), close."""
+        for scope in self._listener_scopes:
+            scope.cancel()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(self.grace):
+                while any(c.inflight_requests for c in self.connections):
+                    await anyio.sleep(0.01)
+            for c in list(self.connections):
+                await c.aclose()
+            if self._stack is not None:
+                stack, self._stack = self._stack, None
+                if self._tg is not None:
+                    self._tg.cancel_scope.cancel()
+                await stack.aclose()

@@ -1,0 +1,202 @@
+"""Service: definitions plus function pools, served over the native protocol.
+
+Targets understood by a service connection:
+
+* ``service`` — ``ping``;
+* ``pool:<Name>`` — call a FunctionPool function: args are the wire values of its parameters;
+* ``apool:<Name>`` — call an AttachmentFunctionPool function: ``[lend_id, *args]``; the
+  function runs in a worker thread against an :class:`AttachmentMutatingRemote` whose
+  callbacks go to the client's lent state (target ``cb:<lend_id>``).
+
+The handshake exchanges definitions: the client's (reduced) definitions extend a copy of the
+service's for that connection (a conflicting type refuses the connection), and the welcome
+carries the service's definitions, pool declarations included, so the client discovers
+everything at connect time without generated code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from commitdb.codec import from_wire, to_wire
+from commitdb.definitions import Definitions
+from commitdb.definitions_codec import decode_definitions, encode_definitions
+from commitdb.errors import CommitDBError, DefinitionConflictError
+from rpc.connection import Connection
+from rpc.errors import (
+    AuthenticationError,
+    HandshakeError,
+    InvalidArgumentsError,
+    MethodNotFoundError,
+)
+from rpc.packets import Hello, Notify, Request
+from rpc.pools import AttachmentFunctionPool, Function, FunctionPool
+from rpc.remote_local import AttachmentMutatingRemote
+
+__all__ = ("Authenticator", "Service")
+
+log = logging.getLogger("rpc.service")
+
+Authenticator = Callable[[Any], bool]
+"""Given the client's credentials (any msgpack value, or None), accept or refuse."""
+
+
+class Service:
+    """Definitions plus pools; a ServerApp for :class:`~rpc.server.RPCServer`."""
+
+    def __init__(
+        self,
+        definitions: Definitions,
+        function_pools: Iterable[FunctionPool] = (),
+        attachment_function_pools: Iterable[AttachmentFunctionPool] = (),
+        *,
+        name: str = "commitdb-service",
+        authenticator: Authenticator | None = None,
+        worker_threads: int = 32,
+    ) -> None:
+        self.name = name
+        self.definitions = definitions.copy()
+        self.function_pools = {p.name: p for p in function_pools}
+        self.attachment_function_pools = {p.name: p for p in attachment_function_pools}
+        for p in [*self.function_pools.values(), *self.attachment_function_pools.values()]:
+            self.definitions.create_pool(p.declaration())
+        self.authenticator = authenticator
+        self._limiter = anyio.CapacityLimiter(worker_threads)
+        self._defs_bytes = encode_definitions(self.definitions)
+        self.calls = 0
+
+    # -- local use ------------------------------------------------------------------------
+    def function_pool(self, name: str) -> FunctionPool:
+        """A function pool by name."""
+        try:
+            return self.function_pools[name]
+        except KeyError:
+            raise MethodNotFoundError(f"unknown function pool {name!r}") from None
+
+    def attachment_function_pool(self, name: str) -> AttachmentFunctionPool:
+        """An attachment function pool by name."""
+        try:
+            return self.attachment_function_pools[name]
+        except KeyError:
+            raise MethodNotFoundError(f"unknown attachment function pool {name!r}") from None
+
+    # -- ServerApp ------------------------------------------------------------------------
+    async def accept(self, hello: Hello, conn: Connection) -> dict[str, Any]:
+        """Validate the client's hello and set up the connection."""
+        creds = hello.fields.get("credentials")
+        if self.authenticator is not None and not self.authenticator(creds):
+            raise AuthenticationError("credentials refused")
+        defs = self.definitions
+        raw = hello.fields.get("definitions")
+        if raw:
+            if type(raw) is not bytes:
+                raise HandshakeError("definitions must be bytes")
+            try:
+                client_defs = decode_definitions(raw)
+                if not defs.contains(client_defs):
+                    defs = defs.copy()
+                    defs.extend(client_defs)
+            except DefinitionConflictError as exc:
+                raise HandshakeError(f"definitions conflict: {exc}") from None
+            except CommitDBError as exc:
+                raise HandshakeError(f"bad definitions: {exc}") from None
+        conn.handler = _ServiceHandler(self, defs)
+        return {
+            "server": self.name,
+            "definitions": self._defs_bytes,
+            "digest": self.definitions.hexdigest(),
+            "pools": [*self.function_pools, *self.attachment_function_pools],
+        }
+
+    def connection_closed(self, conn: Connection) -> None:
+        """Nothing is kept per connection."""
+
+
+class _ServiceHandler:
+    def __init__(self, service: Service, definitions: Definitions) -> None:
+        self.service = service
+        self.defs = definitions
+
+    def handle_request(self, conn: Connection, req: Request) -> Any:
+        target = req.target
+        self.service.calls += 1
+        if target.startswith("pool:"):
+            pool = self.service.function_pools.get(target[5:])
+            if pool is None:
+                raise MethodNotFoundError(f"unknown function pool {target[5:]!r}")
+            fn = _function(pool, req.method)
+            args = self._args(fn, req.args)
+            if fn.inline:
+                return to_wire(fn.implementation(*args), fn.prototype.return_type)
+            return self._threaded(fn, args)
+        if target.startswith("apool:"):
+            apool = self.service.attachment_function_pools.get(target[6:])
+            if apool is None:
+                raise MethodNotFoundError(f"unknown attachment function pool {target[6:]!r}")
+            fn = _function(apool, req.method)
+            if not req.args or type(req.args[0]) is not int:
+                raise InvalidArgumentsError("an attachment call starts with the lend id")
+            args = self._args(fn, req.args[1:])
+            return self._attachment_call(conn, fn, req.args[0], args)
+        if target == "service" and req.method == "ping":
+            return "pong"
+        raise MethodNotFoundError(f"unknown target {target!r}")
+
+    def handle_notify(self, conn: Connection, notify: Notify) -> None:
+        log.debug("ignored notification %s.%s", notify.target, notify.method)
+
+    def _args(self, fn: Function, wires: list[Any]) -> list[Any]:
+        params = fn.prototype.parameters
+        if len(wires) != len(params):
+            raise InvalidArgumentsError(
+                f"{fn.name} takes {len(params)} argument(s), got {len(wires)}",
+                {"expected": [f"{p.type} {p.name}" for p in params]},
+            )
+        try:
+            return [from_wire(w, p.type, self.defs) for w, p in zip(wires, params, strict=True)]
+        except CommitDBError as exc:
+            raise InvalidArgumentsError(f"{fn.name}: {exc}") from None
+
+    async def _threaded(self, fn: Function, args: list[Any]) -> Any:
+        result = await anyio.to_thread.run_sync(
+            fn.implementation, *args, limiter=self.service._limiter
+        )
+        return to_wire(result, fn.prototype.return_type)
+
+    async def _attachment_call(
+        self, conn: Connection, fn: Function, lend_id: int, args: list[Any]
+    ) -> Any:
+        proxy = AttachmentMutatingRemote(conn, lend_id, self.defs)
+
+        def run() -> Any:
+            try:
+                result = fn.implementation(proxy, *args)
+                proxy.finish()
+                return result
+            except BaseException:
+                proxy.discard()
+                raise
+
+        try:
+            result = await anyio.to_thread.run_sync(
+                run, limiter=self.service._limiter, abandon_on_cancel=True
+            )
+        except anyio.get_cancelled_exc_class():
+            proxy.cancel()  # the abandoned thread stops at its next callback
+            raise
+        return to_wire(result, fn.prototype.return_type)
+
+
+def _function(pool: FunctionPool, name: str) -> Function:
+    fn = pool.query(name)
+    if fn is None:
+        raise MethodNotFoundError(
+            f"pool {pool.name} has no function {name!r}",
+            {"functions": sorted(f.name for f in pool.functions())},
+        )
+    return fn

@@ -1,0 +1,134 @@
+"""Transports: TCP, Unix sockets, and TLS over either, named by URL.
+
+``tcp://127.0.0.1:54321``, ``unix:///run/commitdb.sock``, ``tls://host:port`` and
+``unix+tls:///path`` (TLS over a Unix socket). TLS uses anyio's TLS streams with a standard
+:class:`ssl.SSLContext` (server: certificate and key, optionally a client CA that is enforced;
+client: the CA to trust, optionally a client certificate).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSListener, TLSStream
+
+__all__ = (
+    "Endpoint",
+    "client_ssl_context",
+    "connect_stream",
+    "create_listener",
+    "parse_endpoint",
+    "server_ssl_context",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where to connect or listen."""
+
+    scheme: str  # "tcp" or "unix"
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    tls: bool = False
+
+    def __str__(self) -> str:
+        s = self.scheme + ("+tls" if self.tls and self.scheme == "unix" else "")
+        if self.scheme == "tcp":
+            s = "tls" if self.tls else "tcp"
+            return f"{s}://{self.host}:{self.port}"
+        return f"{s}://{self.path}"
+
+
+def parse_endpoint(url: str) -> Endpoint:
+    """Parse a transport URL (ValueError says what is wrong)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("tcp", "tls"):
+        if not parts.hostname or parts.port is None:
+            raise ValueError(f"{url!r}: a TCP URL needs a host and a port (tcp://host:port)")
+        return Endpoint("tcp", parts.hostname, parts.port, tls=scheme == "tls")
+    if scheme in ("unix", "unix+tls"):
+        path = parts.path or parts.netloc
+        if not path:
+            raise ValueError(f"{url!r}: a Unix URL needs a path (unix:///path/to.sock)")
+        if len(os.fsencode(path)) > 107:
+            raise ValueError(f"{url!r}: a Unix socket path is at most 107 bytes")
+        return Endpoint("unix", path=path, tls=scheme == "unix+tls")
+    raise ValueError(f"{url!r}: unknown scheme (use tcp://, tls://, unix:// or unix+tls://)")
+
+
+def server_ssl_context(
+    certfile: str, keyfile: str | None = None, client_ca: str | None = None
+) -> ssl.SSLContext:
+    """A server TLS context; with `client_ca`, clients must present a certificate it signed."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile, keyfile)
+    if client_ca:
+        ctx.load_verify_locations(client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def client_ssl_context(
+    cafile: str | None = None, certfile: str | None = None, keyfile: str | None = None
+) -> ssl.SSLContext:
+    """A client TLS context trusting `cafile` (or the system store), with an optional client
+    certificate for mutual TLS."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certfile:
+        ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
+async def connect_stream(
+    endpoint: Endpoint | str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> anyio.abc.ByteStream:
+    """Open a byte stream to an endpoint (TLS when the endpoint says so)."""
+    ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
+    stream: anyio.abc.ByteStream
+    if ep.scheme == "tcp":
+        stream = await anyio.connect_tcp(ep.host, ep.port)
+    else:
+        stream = await anyio.connect_unix(ep.path)
+    if ep.tls:
+        ctx = ssl_context or client_ssl_context()
+        hostname = server_hostname or (ep.host if ep.scheme == "tcp" else "localhost")
+        try:
+            stream = await TLSStream.wrap(
+                stream, hostname=hostname, ssl_context=ctx, standard_compatible=False
+            )
+        except BaseException:
+            await stream.aclose()
+            raise
+    return stream
+
+
+async def create_listener(
+    endpoint: Endpoint | str, *, ssl_context: ssl.SSLContext | None = None
+) -> anyio.abc.Listener[anyio.abc.ByteStream]:
+    """Listen on an endpoint (a stale Unix socket file is replaced)."""
+    ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
+    listener: anyio.abc.Listener[anyio.abc.ByteStream]
+    if ep.scheme == "tcp":
+        listener = await anyio.create_tcp_listener(local_host=ep.host, local_port=ep.port)
+    else:
+        if os.path.exists(ep.path):
+            os.unlink(ep.path)
+        listener = await anyio.create_unix_listener(ep.path)
+    if ep.tls:
+        if ssl_context is None:
+            await listener.aclose()
+            raise ValueError(f"{ep}: TLS needs a server certificate (ssl_context)")
+        listener = TLSListener(listener, ssl_context, standard_compatible=False)
+    return listener
