@@ -426,7 +426,9 @@ def _struct_encoder(t: StructureType) -> Encoder:
         )
         exec(src, env)
         resolved.append(env["enc_struct"])
-        _encoders[rid] = resolved[0]
+        t._enc = resolved[0]
+        if _rid_determined(t):
+            _encoders[rid] = resolved[0]
         return resolved[0]
 
     def enc_struct_first(v: Any) -> Any:
@@ -507,10 +509,26 @@ _ENC_I64: Encoder = _enc_i64
 _encoders: dict[uuid.UUID, Encoder] = {}
 
 
+def _rid_determined(t: Type) -> bool:
+    """True if the runtime id fully determines how `t` encodes and decodes.
+
+    Club membership is not part of a club's runtime id and may differ between two
+    Definitions (and grow): the codec of a type that reaches a ``key<Club>`` is compiled for
+    each type object, bound to that object's club, and never shared through the id caches.
+    """
+    if isinstance(t, KeyType):
+        return not isinstance(t.target, ClubType)
+    return all(_rid_determined(c) for c in t.children())
+
+
 def encoder(t: Type) -> Encoder:
     """The compiled fast encoder of a type (canonical values only)."""
-    rid = t.runtime_id
-    enc = _encoders.get(rid)
+    enc: Encoder | None = t._enc
+    if enc is not None:
+        return enc
+    shared = _rid_determined(t)
+    if shared:
+        enc = _encoders.get(t.runtime_id)
     if enc is None:
         if isinstance(t, StringType):
             enc = _ENC_STR
@@ -518,7 +536,10 @@ def encoder(t: Type) -> Encoder:
             enc = _ENC_I64
         else:
             enc = _build_encoder(t)
-        _encoders[rid] = enc
+        if shared:
+            _encoders[t.runtime_id] = enc
+    if t._enc is None:  # a structure's encoder installs its compiled form itself
+        t._enc = enc
     return enc
 
 
@@ -972,7 +993,9 @@ def _struct_decoder(t: StructureType) -> Decoder:
         )
         exec(src, env)
         resolved.append(env["dec_struct"])
-        _decoders[t.runtime_id] = resolved[0]
+        t._dec = resolved[0]
+        if _rid_determined(t):
+            _decoders[t.runtime_id] = resolved[0]
         return resolved[0]
 
     def dec_struct_first(w: Any, d: Definitions | None) -> Any:
@@ -1010,9 +1033,13 @@ _decoders: dict[uuid.UUID, Decoder] = {}
 
 
 def decoder(t: Type) -> Decoder:
-    """The compiled decoder of a type."""
-    rid = t.runtime_id
-    dec = _decoders.get(rid)
+    """The compiled decoder of a type (per type object; see :func:`_rid_determined`)."""
+    dec: Decoder | None = t._dec
+    if dec is not None:
+        return dec
+    shared = _rid_determined(t)
+    if shared:
+        dec = _decoders.get(t.runtime_id)
     if dec is None:
         if isinstance(t, StringType):
             dec = _DEC_STR
@@ -1020,7 +1047,10 @@ def decoder(t: Type) -> Decoder:
             dec = _DEC_I64
         else:
             dec = _build_decoder(t)
-        _decoders[rid] = dec
+        if shared:
+            _decoders[t.runtime_id] = dec
+    if t._dec is None:
+        t._dec = dec
     return dec
 
 

@@ -11,7 +11,8 @@ seqs      u64be creation sequence             commit id (creation order)
 children  parent id ‖ child id                (empty)
 nephews   merge target id ‖ merge id          (empty)
 heads     commit id                           (empty)
-docs      document address (48) ‖ u64be seq   commit id, encoded ops, snapshot, counters
+docs      document address (48) ‖ u64be seq   commit id, encoded ops, snapshot, counters,
+                                              history digest
 cdocs     commit id ‖ u32be index             document address (program order)
 blobs     blob id                             layout, size, chunk count
 chunks    blob id ‖ u32be chunk index         bytes
@@ -20,12 +21,16 @@ chunks    blob id ‖ u32be chunk index         bytes
 ``docs`` is the per-document index: reading one document at a commit touches only that
 document's entries, and each entry keeps the materialized document after that commit (its
 *snapshot*), so a read does not replay the document's whole history (see
-:mod:`commitdb.state`). One write transaction per commit; durable by default.
+:mod:`commitdb.state`). A snapshot is only reused by a state whose history of the document
+is the same *ordered* list of commits: the entry keeps a chained digest of that list
+(:func:`history_step`), since two states can hold the same commits in different orders
+(criss-cross merges). One write transaction per commit; durable by default.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import time
 import uuid
@@ -63,7 +68,7 @@ if TYPE_CHECKING:
     from commitdb.state import CommitState
     from commitdb.storage import ReadTxn, WriteTxn
 
-__all__ = ("COMMIT_TABLES", "CommitDatabase", "CommitRecord", "DocEntry")
+__all__ = ("COMMIT_TABLES", "CommitDatabase", "CommitRecord", "DocEntry", "history_step")
 
 COMMIT_TABLES = (
     "meta", "commits", "seqs", "children", "nephews", "heads", "docs", "cdocs", *BLOB_TABLES,
@@ -98,6 +103,7 @@ class DocEntry:
     touches: int  # number of commits touching this document in lin(commit), this one included
     all_enabled: bool  # every such commit was enabled when the snapshot was taken
     resets: bool  # the ops contain a Document_Set or Document_Delete
+    history: bytes | None = None  # digest of those commits in order (None: unknown)
 
     def snapshot_bytes(self) -> bytes | None:
         """Encoded document after this commit (None if absent or unknown)."""
@@ -116,6 +122,19 @@ class DocEntry:
 
 def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
+
+
+EMPTY_HISTORY = b""
+"""The history digest of a document no commit touched."""
+
+
+def history_step(history: bytes, commit_id: bytes) -> bytes:
+    """The history digest after one more commit touching the document.
+
+    A chained digest of the ordered commit ids: equal digests mean the same commits in the
+    same order, which is what makes a stored snapshot valid for another state.
+    """
+    return hashlib.blake2b(history + commit_id, digest_size=16).digest()
 
 
 def _author() -> str:
@@ -434,12 +453,12 @@ class CommitDatabase:
         self,
         label: str,
         base: CommitId,
-        entries: Sequence[tuple[DocAddress, bytes, Any, int, bool, bool]],
+        entries: Sequence[tuple[DocAddress, bytes, Any, int, bool, bool, bytes | None]],
         blob_ids: set[BlobId],
         author: str | None,
     ) -> CommitId:
         """Write a Mutations commit; entries are (address, ops bytes, snapshot, touches,
-        all_enabled, resets)."""
+        all_enabled, resets, history digest of the base or None)."""
         program = program_bytes((a, ops) for a, ops, *_ in entries)
         cid = compute_commit_id(base, CommitKind.MUTATIONS, INVALID, program)
         header = CommitHeader(
@@ -460,11 +479,14 @@ class CommitDatabase:
                 if not txn.has("blobs", b):
                     raise MissingBlobError(f"the commit references a missing blob {b.hex()}")
             seq = self._append_commit(txn, header)
-            for i, (address, ops, snap, touches, all_enabled, resets) in enumerate(entries):
+            for i, (address, ops, snap, touches, all_enabled, resets, base_history) in enumerate(
+                entries
+            ):
+                history = None if base_history is None else history_step(base_history, cid)
                 txn.put(
                     "docs",
                     address + _u64(seq),
-                    pack([bytes(cid), ops, snap, touches, all_enabled, resets]),
+                    pack([bytes(cid), ops, snap, touches, all_enabled, resets, history]),
                 )
                 txn.put("cdocs", bytes(cid) + i.to_bytes(4, "big"), address)
         return cid
@@ -550,7 +572,8 @@ class CommitDatabase:
     def _entry(key: bytes, raw: bytes) -> DocEntry:
         w = unpack(raw)
         try:
-            cid, ops, snap, touches, all_enabled, resets = w
+            cid, ops, snap, touches, all_enabled, resets, *rest = w
+            history = rest[0] if rest else None  # entries written before the digest: unknown
             return DocEntry(
                 CommitId(cid),
                 int.from_bytes(key[48:], "big"),
@@ -559,6 +582,7 @@ class CommitDatabase:
                 touches,
                 all_enabled,
                 resets,
+                history,
             )
         except (TypeError, ValueError) as exc:
             raise DecodeError(f"corrupt document entry: {exc}") from None
@@ -748,7 +772,7 @@ class CommitDatabase:
                 txn.put(
                     "docs",
                     address + _u64(seq),
-                    pack([bytes(h.commit_id), ops, SNAP_UNKNOWN, -1, False, resets]),
+                    pack([bytes(h.commit_id), ops, SNAP_UNKNOWN, -1, False, resets, None]),
                 )
                 txn.put("cdocs", bytes(h.commit_id) + i.to_bytes(4, "big"), address)
         return True

@@ -62,6 +62,7 @@ from commitdb.blobs import (
     BlobStream,
 )
 from commitdb.codec import decode, encode, validated_copy
+from commitdb.copier import copier
 from commitdb.definitions import Definitions, ExtendInfo
 from commitdb.definitions_codec import decode_definitions, encode_definitions
 from commitdb.errors import (
@@ -96,6 +97,12 @@ _DOCS: Final = "documents"
 _META: Final = "meta"
 _INLINE_BLOB: Final = 8 * CHUNK_SIZE  # larger streamed blobs wait in a temporary file
 _CACHE_LIMIT: Final = 1024
+# Decoded documents kept to answer repeated reads with a copy instead of a decode (copying
+# is several times cheaper). An entry is used only when the stored bytes are identical, so
+# it is never stale; the cache is emptied when it holds too many entries or bytes.
+_DOC_CACHE_ENTRIES: Final = 16_384
+_DOC_CACHE_BYTES: Final = 8 << 20
+_DOC_CACHE_ENTRY_BYTES: Final = 64 << 10
 
 AttachmentRef = Attachment | str | UUID
 """How an attachment may be named: the object, its identifier ``NS::Concept.name``, or its
@@ -116,11 +123,20 @@ def _may_hold_blob_ids(t: Type, seen: builtins.set[UUID]) -> bool:
 class _AttachmentInfo:
     """What the hot paths need about one attachment, computed once."""
 
-    __slots__ = ("attachment", "blobs", "concepts", "document_type", "identifier", "prefix")
+    __slots__ = (
+        "attachment",
+        "blobs",
+        "concepts",
+        "copy",
+        "document_type",
+        "identifier",
+        "prefix",
+    )
 
     def __init__(self, attachment: Attachment) -> None:
         self.attachment = attachment
         self.document_type = attachment.document_type
+        self.copy = copier(attachment.document_type)
         self.identifier = attachment.identifier
         self.prefix = attachment.runtime_id.bytes
         self.blobs = _may_hold_blob_ids(attachment.document_type, builtins.set())
@@ -269,6 +285,8 @@ class Database:
         self._infos: dict[UUID, _AttachmentInfo] = {}
         self._by_ref: dict[int, tuple[object, _AttachmentInfo]] = {}
         self._concepts: dict[bytes, ConceptType] = {}
+        self._documents: dict[bytes, tuple[bytes, Any]] = {}  # address -> (encoding, value)
+        self._documents_bytes = 0
         with storage.read() as txn:
             found = txn.get(_META, b"format")
             if found != FORMAT:
@@ -401,6 +419,7 @@ class Database:
         if tx is not None:
             tx.discard()
         self._by_ref.clear()
+        self._documents.clear()
         self._storage.close()
 
     def is_closed(self) -> bool:
@@ -573,6 +592,25 @@ class Database:
 
     def _key_of(self, address: bytes) -> Key:
         return Key(self._concept(address[16:32]), UUID(bytes=address[32:48]))
+
+    def _document(self, info: _AttachmentInfo, address: bytes, raw: bytes) -> Any:
+        """A private copy of the document stored as ``raw`` under ``address``."""
+        hit = self._documents.get(address)
+        if hit is not None and hit[0] == raw:
+            return info.copy(hit[1])
+        value = self._decode(info, raw)
+        size = len(raw)
+        if size > _DOC_CACHE_ENTRY_BYTES:
+            return value
+        if (
+            len(self._documents) >= _DOC_CACHE_ENTRIES
+            or self._documents_bytes + size > _DOC_CACHE_BYTES
+        ):
+            self._documents.clear()
+            self._documents_bytes = 0
+        self._documents[address] = (raw, value)
+        self._documents_bytes += size
+        return info.copy(value)
 
     def _decode(self, info: _AttachmentInfo, raw: bytes) -> Any:
         try:
@@ -765,7 +803,7 @@ class Database:
         else:
             with self._storage.read() as txn:
                 raw = txn.get(_DOCS, address)
-        return None if raw is None else self._decode(info, raw)
+        return None if raw is None else self._document(info, address, raw)
 
     def enumerate(self, attachment: AttachmentRef) -> list[tuple[Key, Any]]:
         """Every document of an attachment.
@@ -789,7 +827,7 @@ class Database:
             merged: dict[bytes, bytes | None] = dict(pairs)
             merged.update((a, r) for a, r in tx.docs.items() if a.startswith(prefix))
             pairs = sorted((a, r) for a, r in merged.items() if r is not None)
-        return [(self._key_of(address), self._decode(info, raw)) for address, raw in pairs]
+        return [(self._key_of(a), self._document(info, a, raw)) for a, raw in pairs]
 
     # -- documents: writes ----------------------------------------------------------------
     def set(self, attachment: AttachmentRef, key: Key, value: Any) -> bool:

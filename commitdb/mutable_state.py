@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from commitdb.codec import encode, pack, validated_copy
+from commitdb.codec import encode, pack, unpack, validated_copy
 from commitdb.copier import copier
 from commitdb.definitions import Definitions
 from commitdb.errors import (
@@ -32,6 +32,7 @@ from commitdb.opcodes import (
     ReplayFailure,
     apply_op,
     collect_blob_ids,
+    op_from_wire,
     op_to_wire,
     pack_array_header,
 )
@@ -58,13 +59,16 @@ PathLike = Path | str
 class _Doc:
     """A document of the working copy with what the commit will need to store about it."""
 
-    __slots__ = ("all_enabled", "att", "ops", "touches", "value")
+    __slots__ = ("all_enabled", "att", "history", "ops", "touches", "value")
 
-    def __init__(self, att: Attachment, value: Any, touches: int, all_enabled: bool) -> None:
+    def __init__(
+        self, att: Attachment, value: Any, touches: int, all_enabled: bool, history: bytes | None
+    ) -> None:
         self.att = att
         self.value = value
         self.touches = touches
         self.all_enabled = all_enabled
+        self.history = history
         self.ops: list[tuple[Op, bytes]] = []
 
 
@@ -165,11 +169,17 @@ class CommitMutableState:
         return [(k, self.get(att, k)) for k in sorted(self.keys(att))]
 
     def mutations(self) -> Program:
-        """The recorded program."""
+        """The recorded program (fresh opcodes, decoded from what was recorded).
+
+        The recorded opcode objects cannot be handed out: the evaluator owns the values it
+        applies, so the working copy shares them and later mutations change them in place
+        (a ``set`` followed by an ``update`` would show the updated value in the ``set``).
+        """
         prog = Program()
         for address, d in self._docs.items():
-            for op, _ in d.ops:
-                prog.record(address, op)
+            doc_type = d.att.document_type
+            for _, raw in d.ops:
+                prog.record(address, op_from_wire(unpack(raw), doc_type, self._defs))
         return prog
 
     # -- recording ------------------------------------------------------------------------
@@ -178,7 +188,7 @@ class CommitMutableState:
         if d is None:
             r = self._base._resolve(address, att)
             value = r.value if r.value is ABSENT else copier(att.document_type)(r.value)
-            d = _Doc(att, value, r.touches, r.all_enabled)
+            d = _Doc(att, value, r.touches, r.all_enabled, r.history())
             self._docs[address] = d
         return d
 
@@ -482,7 +492,9 @@ class CommitMutableState:
             else:
                 snap = encode(d.value, d.att.document_type)
             resets = OpKind.DOCUMENT_SET in kinds or OpKind.DOCUMENT_DELETE in kinds
-            entries.append((address, ops_bytes, snap, d.touches + 1, d.all_enabled, resets))
+            entries.append(
+                (address, ops_bytes, snap, d.touches + 1, d.all_enabled, resets, d.history)
+            )
             values.extend(op.value for op, _ in d.ops)
         cid = db._write_mutations(
             label, self._base.commit_id(), entries, collect_blob_ids(values), author

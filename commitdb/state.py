@@ -9,8 +9,9 @@ replays only what follows it:
   on the ancestor chain is the answer — one index lookup and one decode.
 * Otherwise the state's linearization and enable flags are computed once (engine spec
   §5.2–§5.3); the document's entries are ordered by it, and replay starts from the newest
-  snapshot whose history is exactly this state's prefix (same number of touching commits, all
-  enabled), or from the last enabled Document_Set. Opcodes that fail are skipped and
+  snapshot whose history is exactly this state's prefix (the same touching commits in the
+  same order — checked with the entry's chained history digest — all enabled), or from the
+  last enabled Document_Set. Opcodes that fail are skipped and
   recorded for :meth:`CommitState.trace`; replay never raises.
 
 Documents are cached once materialized; ``get`` returns a copy.
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from commitdb.codec import decode
+from commitdb.commit_database import EMPTY_HISTORY as _EMPTY_HISTORY, history_step
 from commitdb.commits import CommitHeader, CommitKind
 from commitdb.copier import copier
 from commitdb.dag import Linearization, linearize, mask
@@ -75,12 +77,35 @@ class EvalAction:
 
 
 class _Resolved:
-    __slots__ = ("all_enabled", "touches", "value")
+    """A materialized document with what a commit on top of it records about its history:
+    how many commits touched it, whether all were enabled, and the digest of their order
+    (computed on demand from `order` when the state replayed them)."""
 
-    def __init__(self, value: Any, touches: int, all_enabled: bool) -> None:
+    __slots__ = ("_history", "_order", "all_enabled", "touches", "value")
+
+    def __init__(
+        self,
+        value: Any,
+        touches: int,
+        all_enabled: bool,
+        history: bytes | None = _EMPTY_HISTORY,
+        order: list[CommitId] | None = None,
+    ) -> None:
         self.value = value
         self.touches = touches
         self.all_enabled = all_enabled
+        self._history = history
+        self._order = order
+
+    def history(self) -> bytes | None:
+        """Chained digest of the touching commits in this state's order (None: unknown)."""
+        if self._order is not None:
+            h = _EMPTY_HISTORY
+            for c in self._order:
+                h = history_step(h, c)
+            self._history = h
+            self._order = None
+        return self._history
 
 
 class CommitState:
@@ -233,8 +258,9 @@ class CommitState:
                     break
                 raw = e.snapshot_bytes()
                 if raw is None:
-                    return _Resolved(ABSENT, e.touches, True)
-                return _Resolved(decode(raw, att.document_type, self._defs), e.touches, True)
+                    return _Resolved(ABSENT, e.touches, True, e.history)
+                value = decode(raw, att.document_type, self._defs)
+                return _Resolved(value, e.touches, True, e.history)
             else:
                 return _Resolved(ABSENT, 0, True)
         return self._resolve_general(address, att, None)
@@ -288,16 +314,24 @@ class CommitState:
                 break
         start = -1
         doc: Any = ABSENT
+        prefix: list[bytes] | None = None
         if trace is None:
-            # newest snapshot whose history is exactly this state's prefix, all enabled
-            for i in range(n - 1, max(last_reset, 0) - 1, -1):
+            # The newest snapshot whose history is exactly this state's prefix, all enabled.
+            # Same count is not enough: a criss-cross merge can hold the same commits in
+            # another order, so the ordered history digests must match too.
+            first_off = next((j for j in range(n) if not enabled[j]), n)
+            for i in range(min(n, first_off) - 1, max(last_reset, 0) - 1, -1):
                 e = entries[i]
                 if (
                     e.snapshot_known
                     and e.touches == i + 1
                     and e.all_enabled
-                    and all(enabled[: i + 1])
+                    and e.history is not None
                 ):
+                    if prefix is None:
+                        prefix = _prefix_histories(entries)
+                    if prefix[i] != e.history:
+                        continue
                     raw = e.snapshot_bytes()
                     doc = ABSENT if raw is None else decode(raw, doc_type, self._defs)
                     start = i
@@ -306,7 +340,7 @@ class CommitState:
             if last_reset < 0:
                 if trace is not None:
                     trace.skipped_commits.extend(e.commit_id for e in entries)
-                return _Resolved(ABSENT, n, all_enabled)
+                return _Resolved(ABSENT, n, all_enabled, None, [e.commit_id for e in entries])
             e = entries[last_reset]
             ops = decode_ops(e.ops, doc_type, self._defs)
             reset_at = max(
@@ -323,7 +357,9 @@ class CommitState:
                     trace.skipped_commits.append(e.commit_id)
                 continue
             doc = _replay(doc, decode_ops(e.ops, doc_type, self._defs), e.commit_id, trace)
-        return _Resolved(doc, n, all_enabled)
+        if prefix is not None:
+            return _Resolved(doc, n, all_enabled, prefix[-1])
+        return _Resolved(doc, n, all_enabled, None, [e.commit_id for e in entries])
 
     # -- history and tracing --------------------------------------------------------------
     def eval_actions(self) -> list[EvalAction]:
@@ -367,6 +403,16 @@ class CommitState:
     def cache_hit_rate(self) -> float:
         """Share of document reads served from the cache."""
         return self.cache_hits / self.cache_requests if self.cache_requests else 0.0
+
+
+def _prefix_histories(entries: list[DocEntry]) -> list[bytes]:
+    """History digests of every prefix of the entries (index i: entries 0..i)."""
+    out = []
+    h = _EMPTY_HISTORY
+    for e in entries:
+        h = history_step(h, e.commit_id)
+        out.append(h)
+    return out
 
 
 def _replay(doc: Any, ops: list[Op], commit_id: CommitId, trace: DocumentTrace | None) -> Any:

@@ -110,11 +110,14 @@ def describe(value: object) -> str:
 class Type:
     """Base of all type descriptors; equality and hashing follow the runtime id."""
 
-    __slots__ = ("_rid",)
+    __slots__ = ("_dec", "_enc", "_rid")
     kind: ClassVar[str] = "type"
 
     def __init__(self) -> None:
         self._rid: uuid.UUID | None = None
+        # compiled codec functions of this very object (commitdb.codec fills them in)
+        self._enc: Any = None
+        self._dec: Any = None
 
     @property
     def runtime_id(self) -> uuid.UUID:

@@ -454,3 +454,13 @@ class Typed:
 
     def __repr__(self) -> str:
         return f"Typed({self.type}, {self.value!r})"
+
+    def __copy__(self) -> Typed:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Typed:
+        # the default reconstruction would go through the refusing __setattr__
+        new = object.__new__(Typed)
+        object.__setattr__(new, "type", self.type)
+        object.__setattr__(new, "value", _copy.deepcopy(self.value, memo))
+        return new

@@ -120,6 +120,7 @@ class Connection:
         self._protocol_errors = 0
         self._stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
+        self._owner = -1
         self.closed_event = anyio.Event()
         self.state: dict[str, Any] = {}  # per-connection data for services (auth, sessions)
 
@@ -128,6 +129,7 @@ class Connection:
         stack = AsyncExitStack()
         self._tg = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
+        self._owner = anyio.get_current_task().id
         self._tg.start_soon(self._reader)
         self._tg.start_soon(self._writer)
         return self
@@ -141,16 +143,24 @@ class Connection:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection; calls in flight fail with ConnectionClosedError."""
+        """Close the connection; calls in flight fail with ConnectionClosedError.
+
+        From the task that entered the connection this also ends its tasks; from any other
+        task it only signals the owner (a task group is exited by the task that entered it).
+        """
         self._shutdown(ConnectionClosedError("connection closed"))
         with anyio.CancelScope(shield=True):
             try:
                 await self._stream.aclose()
             except Exception:  # already broken
                 log.debug("closing a broken stream", exc_info=True)
-            if self._stack is not None:
-                stack, self._stack = self._stack, None
-                await stack.aclose()
+        if self._stack is not None and anyio.get_current_task().id == self._owner:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+
+    def close(self) -> None:
+        """Signal the connection to close (from any task of the event loop)."""
+        self._shutdown(ConnectionClosedError("connection closed"))
 
     def _shutdown(self, reason: BaseException) -> None:
         if self._closed:

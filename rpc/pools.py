@@ -272,9 +272,7 @@ class _CallPlan:
         return fn(*prefix, *args[:n], **dict(zip(self.keyword_names, args[n:], strict=True)))
 
 
-def _plan(
-    fn: _Impl, prototype: FunctionPrototype, takes_state: bool, where: str
-) -> tuple[_CallPlan, inspect.Signature | None]:
+def _plan(fn: _Impl, prototype: FunctionPrototype, takes_state: bool, where: str) -> _CallPlan:
     """Check that `fn` can take the declared parameters and decide how to pass them.
 
     Raises:
@@ -283,7 +281,7 @@ def _plan(
     declared = [p.name for p in prototype.parameters]
     sig = _signature(fn)
     if sig is None:
-        return _CallPlan(len(declared), ()), None
+        return _CallPlan(len(declared), ())
     params = list(sig.parameters.values())
     shown_declared = ", ".join((["state"] if takes_state else []) + declared)
 
@@ -312,7 +310,7 @@ def _plan(
         kw_required = [p.name for p in named if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
         if kw_required:
             raise fail(f"keyword-only parameter(s) {', '.join(map(repr, kw_required))}")
-        return _CallPlan(len(declared), ()), sig
+        return _CallPlan(len(declared), ())
     only = [p for p in named if p.kind is inspect.Parameter.POSITIONAL_ONLY]
     if len(only) > len(declared):
         missing = [p.name for p in only[len(declared) :] if p.default is p.empty]
@@ -326,7 +324,7 @@ def _plan(
     left = [p.name for p in by_name.values() if p.name not in keywords and p.default is p.empty]
     if left:
         raise fail(f"parameter(s) {', '.join(map(repr, left))} would get no argument")
-    return _CallPlan(min(len(only), len(declared)), keywords), sig
+    return _CallPlan(min(len(only), len(declared)), keywords)
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,7 +376,7 @@ class Function:
             raise DefinitionError(
                 f"{self.qualified_name} is mutable: only an AttachmentFunction can be"
             )
-        self._plan, _ = _plan(implementation, prototype, self._takes_state, self.qualified_name)
+        self._plan = _plan(implementation, prototype, self._takes_state, self.qualified_name)
 
     @property
     def name(self) -> str:
@@ -695,6 +693,9 @@ class FunctionPool:
         """Decorator adding a function whose prototype comes from its signature.
 
         Usable bare (``@pool.function``) or with options (``@pool.function(inline=True)``).
+        Every parameter is declared, in order, except keyword-only parameters that have a
+        default (they keep it); other defaults are not part of a prototype, so callers pass
+        every declared argument. ``*args``/``**kwargs`` cannot be declared.
 
         Args:
             fn: The function (bare use).
@@ -936,6 +937,8 @@ def _parameters_of(
             raise DefinitionError(
                 f"{where}: variadic parameter {star}{p.name} cannot be part of a prototype"
             )
+    # keyword-only parameters with a default keep it (e.g. bound by functools.partial)
+    params = [p for p in params if p.kind is not p.KEYWORD_ONLY or p.default is p.empty]
     unknown = set(overrides) - {p.name for p in params}
     if unknown:
         raise DefinitionError(

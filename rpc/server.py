@@ -171,9 +171,7 @@ class RPCServer:
                 while any(c.inflight_requests for c in self.connections):
                     await anyio.sleep(0.01)
             for c in list(self.connections):
-                await c.aclose()
-            if self._stack is not None:
-                stack, self._stack = self._stack, None
-                if self._tg is not None:
-                    self._tg.cancel_scope.cancel()
-                await stack.aclose()
+                c.close()  # each connection's own task exits its context
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()

@@ -132,7 +132,7 @@ class _ServiceHandler:
             fn = _function(pool, req.method)
             args = self._args(fn, req.args)
             if fn.inline:
-                return to_wire(fn.implementation(*args), fn.prototype.return_type)
+                return to_wire(fn(*args), fn.prototype.return_type)
             return self._threaded(fn, args)
         if target.startswith("apool:"):
             apool = self.service.attachment_function_pools.get(target[6:])
@@ -163,9 +163,7 @@ class _ServiceHandler:
             raise InvalidArgumentsError(f"{fn.name}: {exc}") from None
 
     async def _threaded(self, fn: Function, args: list[Any]) -> Any:
-        result = await anyio.to_thread.run_sync(
-            fn.implementation, *args, limiter=self.service._limiter
-        )
+        result = await anyio.to_thread.run_sync(fn, *args, limiter=self.service._limiter)
         return to_wire(result, fn.prototype.return_type)
 
     async def _attachment_call(
@@ -175,7 +173,7 @@ class _ServiceHandler:
 
         def run() -> Any:
             try:
-                result = fn.implementation(proxy, *args)
+                result = fn(proxy, *args)
                 proxy.finish()
                 return result
             except BaseException:

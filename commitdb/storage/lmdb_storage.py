@@ -383,7 +383,8 @@ class _SharedEnv:
         with self._cond:
             self._pins -= 1
             idle = self._pins == 0
-        if idle:
+        # A storage closing meanwhile re-checks the pins itself, under the registry lock.
+        if idle and self.refs == 0:
             _close_if_unused(self)
 
     def unused(self) -> bool:
@@ -645,7 +646,10 @@ def _check_format(shared: _SharedEnv) -> None:
         raise CorruptDatabaseError(
             f"{shared.path} is an LMDB database but not a commitdb one (no format marker)"
         )
-    txn = shared.begin(write=False)
+    try:
+        txn = shared.begin(write=False)
+    except lmdb.Error as exc:
+        raise _translate(exc, shared.path) from exc
     try:
         version = txn.get(_FORMAT_KEY, db=meta)
     except lmdb.Error as exc:
@@ -970,10 +974,9 @@ class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
 
     def _grow(self) -> None:
         """Abort the full transaction, grow the map and begin again, for a new attempt."""
-        seen = self._shared.env.info()["map_size"]
         self._open = self._dirty = False
-        self._shared.resize(seen, own=self._txn)
         try:
+            self._shared.resize(self._shared.env.info()["map_size"], own=self._txn)
             self._txn = self._shared.begin(write=True)
         except lmdb.Error as exc:
             raise self._failed(exc) from exc

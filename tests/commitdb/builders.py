@@ -105,6 +105,15 @@ class Schema:
     special: Key  # a key of the sub-concept Special (accepted where a Doc key is expected)
     other: Key  # a key of the unrelated concept Other
 
+    def point(self, x: int, y: int) -> Any:
+        """A ``T::Point`` structure value."""
+        t = next(t for t in self.defs.structures() if t.name == "Point")
+        return t.check({"x": x, "y": y})
+
+    def rec_value(self, **fields: Any) -> Any:
+        """A ``T::Rec`` structure value (defaults for missing fields)."""
+        return self.rec.document_type.check(fields)
+
     def doc(self, attachment: Attachment, key: Key | None = None) -> Doc:
         """A :class:`Doc` handle (key k1 by default)."""
         return Doc(attachment, key if key is not None else self.k1)

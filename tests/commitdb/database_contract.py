@@ -502,10 +502,10 @@ class DatabaseContract:
         # A key of a sub-concept is a key of the attachment's concept; another connection
         # adds the sub-concept and writes with it, and this one reads it back.
         peer = db_factory.peer(db)
-        extension = tuto_definitions().definitions
+        base = tuto_definitions()
+        extension = base.definitions
         ns = extension.namespace("Tuto", TUTO_UUID)
-        admin = extension.create_concept(ns, "Admin", parent=extension.check_type("Tuto::User"))
-        assert isinstance(admin, ConceptType)
+        admin = extension.create_concept(ns, "Admin", parent=base.user)
         peer.extend_definitions(extension)
         boss = Key(admin)
         user = tuto.login_att.create_key(boss.id)  # same instance id, another concept
@@ -566,7 +566,7 @@ class DatabaseContract:
             with pytest.raises(ValidationError, match=r"Tuto::User\.login"):
                 read(att, stranger)
             with pytest.raises(ValidationError):
-                read(att, "not a key")  # type: ignore[operator]
+                read(att, "not a key")  # type: ignore[arg-type]
         assert db.get(att, nil) is None
         with db.transaction():
             with pytest.raises(ValidationError, match=r"Tuto::User\.login"):

@@ -76,9 +76,8 @@ from commitdb.types import (
     VectorType,
     VecType,
     XArrayType,
-    is_hashable_type,
 )
-from commitdb.values import NIL_UUID, EnumCase, Key, StructValue, Typed, XArray
+from commitdb.values import NIL_UUID, Key, StructValue, Typed, XArray
 
 __all__ = (
     "NUMERIC",
@@ -179,80 +178,162 @@ def schemas() -> st.SearchStrategy[Schema]:
 
 # --------------------------------------------------------------------------------------------
 # Types
+#
+# A type is drawn as a *spec* (plain nested tuples, from one strategy built once: building a
+# recursive strategy per example costs more than the test) and then materialized in a schema.
+
+_PRIMITIVE_NAMES = tuple(str(t) for t in PRIMITIVE_TYPES)
+_BY_NAME: dict[str, Type] = {str(t): t for t in PRIMITIVE_TYPES}
+_NUMERIC_NAMES = tuple(str(t) for t in NUMERIC)
+
+_LEAF_SPECS = st.one_of(
+    st.sampled_from(_PRIMITIVE_NAMES).map(lambda n: ("prim", n)),
+    st.just(("any",)),
+    st.sampled_from(("root", "mid", "leaf", "other", "club", "any_concept")).map(
+        lambda n: ("key", n)
+    ),
+    st.lists(st.sampled_from(_CASE_NAMES), min_size=1, max_size=4, unique=True).map(
+        lambda cases: ("enum", tuple(cases))
+    ),
+)
 
 
-def _leaf_types(schema: Schema) -> st.SearchStrategy[Type]:
-    keys = st.sampled_from(
-        [KeyType(c) for c in schema.concepts] + [KeyType(schema.club), KeyType(ANY_CONCEPT)]
+def _spec_hashable(spec: tuple[Any, ...]) -> bool:
+    kind = spec[0]
+    if kind in ("vector", "set", "map", "xarray"):
+        return False
+    if kind == "optional":
+        return _spec_hashable(spec[1])
+    if kind in ("tuple", "variant"):
+        return all(_spec_hashable(s) for s in spec[1])
+    if kind == "struct":
+        return all(_spec_hashable(s) for _, s, _ in spec[1])
+    return True
+
+
+def _extend_specs(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    hashable = children.filter(_spec_hashable)
+    numeric = st.sampled_from(_NUMERIC_NAMES)
+    fields = st.lists(
+        st.tuples(st.sampled_from(_FIELD_NAMES), children, st.booleans()),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda f: f[0],
     )
-    return st.one_of(st.sampled_from(PRIMITIVE_TYPES), st.just(ANY), keys)
+    return st.one_of(
+        children.map(lambda s: ("vector", s)),
+        hashable.map(lambda s: ("set", s)),
+        st.tuples(hashable, children).map(lambda kv: ("map", *kv)),
+        children.map(lambda s: ("optional", s)),
+        children.map(lambda s: ("xarray", s)),
+        st.lists(children, min_size=1, max_size=3).map(lambda ss: ("tuple", tuple(ss))),
+        st.lists(children, min_size=1, max_size=3).map(lambda ss: ("variant", tuple(ss))),
+        st.tuples(numeric, st.integers(1, 4)).map(lambda a: ("vec", *a)),
+        st.tuples(numeric, st.integers(1, 3), st.integers(1, 3)).map(lambda a: ("mat", *a)),
+        fields.map(lambda fs: ("struct", tuple(fs))),
+    )
 
 
-def types(schema: Schema, max_leaves: int = 6) -> st.SearchStrategy[Type]:
-    """Random storable types; structures and enumerations are registered in `schema`."""
+_SPECS: dict[int, st.SearchStrategy[Any]] = {}
 
-    @st.composite
-    def enums(draw: st.DrawFn) -> Type:
-        cases = draw(st.lists(st.sampled_from(_CASE_NAMES), min_size=1, max_size=4, unique=True))
-        t = schema.definitions.create_enumeration(schema.namespace, schema.next_name("Enum"), cases)
+
+def type_specs(max_leaves: int = 6) -> st.SearchStrategy[Any]:
+    """Type specs (nested tuples); :func:`types` materializes them in a schema."""
+    spec = _SPECS.get(max_leaves)
+    if spec is None:
+        spec = _SPECS[max_leaves] = st.recursive(_LEAF_SPECS, _extend_specs, max_leaves=max_leaves)
+    return spec
+
+
+def materialize(draw: st.DrawFn, spec: tuple[Any, ...], schema: Schema) -> Type:
+    """Build (and register in `schema`) the type a spec describes; defaults are drawn."""
+    kind = spec[0]
+    if kind == "prim":
+        return _BY_NAME[spec[1]]
+    if kind == "any":
+        return ANY
+    if kind == "key":
+        targets: dict[str, ConceptType | ClubType | Any] = {
+            "root": schema.root,
+            "mid": schema.mid,
+            "leaf": schema.leaf,
+            "other": schema.other,
+            "club": schema.club,
+            "any_concept": ANY_CONCEPT,
+        }
+        return KeyType(targets[spec[1]])
+    if kind == "enum":
+        t: Type = schema.definitions.create_enumeration(
+            schema.namespace, schema.next_name("Enum"), spec[1]
+        )
         schema.named.append(t)
         return t
-
-    def extend(children: st.SearchStrategy[Type]) -> st.SearchStrategy[Type]:
-        hashable = children.filter(is_hashable_type)
-
-        @st.composite
-        def structs(draw: st.DrawFn) -> Type:
-            names = draw(
-                st.lists(st.sampled_from(_FIELD_NAMES), min_size=1, max_size=3, unique=True)
-            )
-            fields = []
-            for n in names:
-                ft = draw(children)
-                default = None
-                if draw(st.booleans()):
-                    default = draw(values(ft, schema, depth=1))
+    if kind == "vec":
+        return VecType(_BY_NAME[spec[1]], spec[2])
+    if kind == "mat":
+        return MatType(_BY_NAME[spec[1]], spec[2], spec[3])
+    if kind == "struct":
+        fields = []
+        for name, fspec, with_default in spec[1]:
+            ft = materialize(draw, fspec, schema)
+            field_ = Field(name, ft)
+            if with_default:
                 try:
-                    fields.append(Field(n, ft, default))
-                except DefinitionError:  # non-finite or non-empty xarray defaults are refused
-                    fields.append(Field(n, ft))
-            t = schema.definitions.create_structure(
-                schema.namespace, schema.next_name("Struct"), fields
-            )
-            schema.named.append(t)
-            return t
-
-        numeric = st.sampled_from(NUMERIC)
-        return st.one_of(
-            children.map(VectorType),
-            hashable.map(SetType),
-            st.builds(MapType, hashable, children),
-            children.map(OptionalType),
-            children.map(XArrayType),
-            st.lists(children, min_size=1, max_size=3).map(TupleType),
-            st.lists(children, min_size=1, max_size=3, unique_by=lambda t: t.runtime_id).map(
-                VariantType
-            ),
-            st.builds(VecType, numeric, st.integers(1, 4)),
-            st.builds(MatType, numeric, st.integers(1, 3), st.integers(1, 3)),
-            structs(),
-            enums(),
+                    field_ = Field(name, ft, _value(draw, ft, schema, True, 1))
+                except DefinitionError:  # non-finite and non-empty xarray defaults are refused
+                    pass
+            fields.append(field_)
+        t = schema.definitions.create_structure(
+            schema.namespace, schema.next_name("Struct"), fields
         )
+        schema.named.append(t)
+        return t
+    if kind in ("tuple", "variant"):
+        subs = [materialize(draw, s, schema) for s in spec[1]]
+        if kind == "tuple":
+            return TupleType(subs)
+        unique = list({s.runtime_id: s for s in subs}.values())
+        return VariantType(unique)
+    subs = [materialize(draw, s, schema) for s in spec[1:]]
+    if kind == "vector":
+        return VectorType(subs[0])
+    if kind == "set":
+        return SetType(subs[0])
+    if kind == "map":
+        return MapType(subs[0], subs[1])
+    if kind == "optional":
+        return OptionalType(subs[0])
+    if kind == "xarray":
+        return XArrayType(subs[0])
+    raise AssertionError(f"unknown spec {spec!r}")
 
-    return st.recursive(st.one_of(_leaf_types(schema), enums()), extend, max_leaves=max_leaves)
+
+@st.composite
+def types(draw: st.DrawFn, schema: Schema, max_leaves: int = 6) -> Type:
+    """Random storable types; structures and enumerations are registered in `schema`."""
+    return materialize(draw, draw(type_specs(max_leaves)), schema)
 
 
 # --------------------------------------------------------------------------------------------
 # Values
 
-
-def _floats(width: int, nan: bool) -> st.SearchStrategy[float]:
-    exact = st.floats(width=width, allow_nan=nan)  # type: ignore[arg-type]
-    if width == 32:
-        # doubles that float rounds to binary32, within the range
-        rounded = st.floats(min_value=-3.0e38, max_value=3.0e38)
-        return st.one_of(exact, rounded)
-    return exact
+_BOOLS = st.booleans()
+_UUIDS = st.one_of(st.uuids(), st.just(NIL_UUID))
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=8)
+_SIZES = st.integers(0, 4)
+_SEEDS = st.integers(0, 2**32)
+_DIGESTS = st.binary(min_size=32, max_size=32)
+_BLOBS = st.binary(max_size=12)
+_I64 = st.integers(-(2**63), 2**63 - 1)
+_FLOATS = {
+    (32, True): st.one_of(st.floats(width=32), st.floats(min_value=-3.0e38, max_value=3.0e38)),
+    (32, False): st.one_of(
+        st.floats(width=32, allow_nan=False), st.floats(min_value=-3.0e38, max_value=3.0e38)
+    ),
+    (64, True): st.one_of(st.floats(), st.integers(-(2**53), 2**53)),
+    (64, False): st.one_of(st.floats(allow_nan=False), st.integers(-(2**53), 2**53)),
+}
+_INTS: dict[str, st.SearchStrategy[int]] = {}
 
 
 def values(t: Type, schema: Schema, *, nan: bool = True, depth: int = 3) -> st.SearchStrategy[Any]:
@@ -261,83 +342,91 @@ def values(t: Type, schema: Schema, *, nan: bool = True, depth: int = 3) -> st.S
     `nan=False` keeps NaN out (set elements and map keys: Python sets cannot dedupe NaN).
     `depth` bounds the nesting of types chosen for ``any`` contents.
     """
+    return _values(t, schema, nan, depth)
+
+
+@st.composite
+def _values(draw: st.DrawFn, t: Type, schema: Schema, nan: bool, depth: int) -> Any:
+    return _value(draw, t, schema, nan, depth)
+
+
+def _index(draw: st.DrawFn, n: int) -> int:
+    ints = _RANGES.get(n)
+    if ints is None:
+        ints = _RANGES[n] = st.integers(0, n - 1)
+    return draw(ints)
+
+
+_RANGES: dict[int, st.SearchStrategy[int]] = {}
+
+
+def _value(draw: st.DrawFn, t: Type, schema: Schema, nan: bool, depth: int) -> Any:
+    """Draw an input value of `t` (plain recursion: no strategy object per node)."""
+
+    def sub(u: Type, nan_: bool = nan, depth_: int = depth) -> Any:
+        return _value(draw, u, schema, nan_, depth_)
+
     if isinstance(t, BoolType):
-        return st.booleans()
+        return draw(_BOOLS)
     if isinstance(t, IntType):
-        return st.one_of(st.integers(t.low, t.high), st.sampled_from([t.low, t.high, 0]))
+        ints = _INTS.get(t.name)
+        if ints is None:
+            ints = _INTS[t.name] = st.one_of(
+                st.integers(t.low, t.high), st.sampled_from([t.low, t.high, 0])
+            )
+        return draw(ints)
     if isinstance(t, FloatType):
-        return _floats(32, nan)
+        return draw(_FLOATS[32, nan])
     if isinstance(t, DoubleType):
-        return st.one_of(_floats(64, nan), st.integers(-(2**53), 2**53))
+        return draw(_FLOATS[64, nan])
     if isinstance(t, StringType):
-        return st.text(st.characters(codec="utf-8"), max_size=8)
+        return draw(_TEXT)
     if isinstance(t, UUIDType):
-        return st.one_of(st.uuids(), st.just(NIL_UUID), st.uuids().map(str))
+        u = draw(_UUIDS)
+        return str(u) if draw(_BOOLS) else u
     if isinstance(t, BlobType):
-        return st.one_of(st.binary(max_size=12), st.binary(max_size=4).map(bytearray))
+        b = draw(_BLOBS)
+        return bytearray(b) if draw(_BOOLS) else b
     if isinstance(t, BlobIdType):
-        return st.binary(min_size=32, max_size=32).map(BlobId)
+        return BlobId(draw(_DIGESTS))
     if isinstance(t, CommitIdType):
-        return st.binary(min_size=32, max_size=32).map(CommitId)
+        return CommitId(draw(_DIGESTS))
     if isinstance(t, VectorType):
-        return st.lists(values(t.element, schema, nan=nan, depth=depth), max_size=4)
+        return [sub(t.element) for _ in range(draw(_SIZES))]
     if isinstance(t, SetType):
-        return st.lists(values(t.element, schema, nan=False, depth=depth), max_size=4).map(
-            set_of(t)
-        )
+        check = t.element.check  # normalize: other spellings may be unhashable
+        return {check(sub(t.element, False)) for _ in range(draw(_SIZES))}
     if isinstance(t, MapType):
-        return st.lists(
-            st.tuples(
-                values(t.key, schema, nan=False, depth=depth),
-                values(t.value, schema, nan=nan, depth=depth),
-            ),
-            max_size=4,
-        ).map(map_of(t))
+        kc = t.key.check
+        return {kc(sub(t.key, False)): sub(t.value) for _ in range(draw(_SIZES))}
     if isinstance(t, OptionalType):
-        return st.one_of(st.none(), values(t.element, schema, nan=nan, depth=depth))
+        return None if draw(_BOOLS) else sub(t.element)
     if isinstance(t, TupleType):
-        return st.tuples(*(values(e, schema, nan=nan, depth=depth) for e in t.elements))
+        return tuple(sub(e) for e in t.elements)
     if isinstance(t, VecType):
-        return st.tuples(*[values(t.element, schema, nan=nan)] * t.size)
+        return tuple(sub(t.element) for _ in range(t.size))
     if isinstance(t, MatType):
-        column = st.lists(values(t.element, schema, nan=nan), min_size=t.rows, max_size=t.rows)
-        nested = st.lists(column, min_size=t.columns, max_size=t.columns)
-        return st.one_of(nested, nested.map(lambda cols: tuple(x for c in cols for x in c)))
+        cols = [[sub(t.element) for _ in range(t.rows)] for _ in range(t.columns)]
+        return cols if draw(_BOOLS) else tuple(x for c in cols for x in c)
     if isinstance(t, VariantType):
-        return _variant_values(t, schema, nan, depth)
-    if isinstance(t, AnyType):
-        return _any_values(schema, nan, depth)
-    if isinstance(t, KeyType):
-        return _key_values(t, schema)
-    if isinstance(t, EnumerationType):
-        return _enum_values(t)
-    if isinstance(t, StructureType):
-        return _struct_values(t, schema, nan, depth)
-    if isinstance(t, XArrayType):
-        return _xarray_values(t, schema, nan, depth)
-    raise AssertionError(f"no value strategy for {t}")
-
-
-def set_of(t: SetType) -> Callable[[list[Any]], set[Any]]:
-    """Build a set of normalized elements (inputs in other spellings may be unhashable)."""
-    check = t.element.check
-    return lambda xs: {check(x) for x in xs}
-
-
-def map_of(t: MapType) -> Callable[[list[tuple[Any, Any]]], dict[Any, Any]]:
-    """Build a dict with normalized keys."""
-    check = t.key.check
-    return lambda kvs: {check(k): v for k, v in kvs}
-
-
-def _variant_values(t: VariantType, schema: Schema, nan: bool, depth: int) -> Any:
-    def pick(i: int) -> st.SearchStrategy[Any]:
-        alt = t.alternatives[i]
-        inner = values(alt, schema, nan=nan, depth=depth)
+        alt = t.alternatives[_index(draw, len(t.alternatives))]
+        v = sub(alt)
         # Typed names the alternative; a plain value goes to its natural alternative
-        return st.one_of(inner.map(lambda v: Typed(alt, v)), inner)
-
-    return st.integers(0, len(t.alternatives) - 1).flatmap(pick)
+        return Typed(alt, v) if draw(_BOOLS) else v
+    if isinstance(t, AnyType):
+        return _any_value(draw, schema, nan, depth)
+    if isinstance(t, KeyType):
+        return _key_value(draw, t, schema)
+    if isinstance(t, EnumerationType):
+        c = t.cases[_index(draw, len(t.cases))]
+        spellings = [c, c.name, f".{c.name}", f"{t.name}.{c.name}", f"{t.qualified_name}.{c.name}"]
+        return [*spellings, c.index][_index(draw, 6)]
+    if isinstance(t, StructureType):
+        data = {f.name: sub(f.type) for f in t.fields if draw(_BOOLS)}  # others: defaults
+        return data if draw(_BOOLS) else t(**data)
+    if isinstance(t, XArrayType):
+        return _xarray_value(draw, t, sub)
+    raise AssertionError(f"no value strategy for {t}")
 
 
 def _any_content_types(schema: Schema, depth: int) -> list[Type]:
@@ -369,28 +458,30 @@ def _any_content_types(schema: Schema, depth: int) -> list[Type]:
     return out
 
 
-def _any_values(schema: Schema, nan: bool, depth: int) -> st.SearchStrategy[Any]:
-    deducible = st.one_of(
-        st.booleans(),
-        st.integers(-(2**63), 2**63 - 1),
-        st.floats(allow_nan=nan),
-        st.text(st.characters(codec="utf-8"), max_size=6),
-        st.binary(max_size=6),
-        st.uuids(),
-        st.sampled_from(schema.concepts).map(Key),
-    )
+def _any_value(draw: st.DrawFn, schema: Schema, nan: bool, depth: int) -> Any:
+    choice = _index(draw, 10 if depth > 0 else 8)
+    if choice == 0:
+        return None
+    if choice == 1:
+        return draw(_BOOLS)
+    if choice == 2:
+        return draw(_I64)
+    if choice == 3:
+        return draw(_FLOATS[64, nan])
+    if choice == 4:
+        return draw(_TEXT)
+    if choice == 5:
+        return draw(_BLOBS)
+    if choice == 6:
+        return draw(st.uuids())
+    if choice == 7:
+        return Key(schema.concepts[_index(draw, 4)], draw(st.uuids()))
+    content = _any_content_types(schema, depth)
+    u = content[_index(draw, len(content))]
+    return Typed(u, _value(draw, u, schema, nan, depth - 1))
 
-    if depth <= 0:
-        return st.one_of(st.none(), deducible)
 
-    def typed(t: Type) -> st.SearchStrategy[Any]:
-        return values(t, schema, nan=nan, depth=depth - 1).map(lambda v: Typed(t, v))
-
-    typed_values = st.sampled_from(_any_content_types(schema, depth)).flatmap(typed)
-    return st.one_of(st.none(), deducible, typed_values)
-
-
-def _key_values(t: KeyType, schema: Schema) -> st.SearchStrategy[Any]:
+def _key_value(draw: st.DrawFn, t: KeyType, schema: Schema) -> Any:
     target = t.target
     if isinstance(target, ConceptType):
         concepts = [c for c in schema.concepts if c.is_a(target)]
@@ -398,51 +489,24 @@ def _key_values(t: KeyType, schema: Schema) -> st.SearchStrategy[Any]:
         concepts = sorted(target.members, key=lambda c: c.name)
     else:
         concepts = schema.concepts
-    ids = st.one_of(st.uuids(), st.just(NIL_UUID))
-    keys = st.builds(Key, st.sampled_from(concepts), ids)
-    return st.one_of(keys, st.just(t.default()))
+    if _index(draw, 6) == 0:
+        return t.default()  # the nil key (for a club or any_concept: of the target itself)
+    return Key(concepts[_index(draw, len(concepts))], draw(_UUIDS))
 
 
-def _enum_values(t: EnumerationType) -> st.SearchStrategy[Any]:
-    def spellings(c: EnumCase) -> st.SearchStrategy[Any]:
-        return st.sampled_from(
-            [c, c.name, f".{c.name}", f"{t.name}.{c.name}", f"{t.qualified_name}.{c.name}", c.index]
-        )
-
-    return st.sampled_from(t.cases).flatmap(spellings)
-
-
-def _struct_values(t: StructureType, schema: Schema, nan: bool, depth: int) -> Any:
-    @st.composite
-    def build(draw: st.DrawFn) -> Any:
-        data = {}
-        for f in t.fields:
-            if draw(st.booleans()):  # missing fields take their defaults
-                data[f.name] = draw(values(f.type, schema, nan=nan, depth=depth))
-        if draw(st.booleans()):
-            return data
-        return t(**data)
-
-    return build()
-
-
-def _xarray_values(t: XArrayType, schema: Schema, nan: bool, depth: int) -> Any:
-    @st.composite
-    def build(draw: st.DrawFn) -> Any:
-        items = draw(st.lists(values(t.element, schema, nan=nan, depth=depth), max_size=5))
-        if draw(st.booleans()):
-            return items  # a plain list gets fresh positions
-        xa = XArray()
-        rng = random.Random(draw(st.integers(0, 2**32)))
-        for v in items:
-            positions = xa.positions()  # tombstones count as anchors too
-            before = positions[rng.randrange(len(positions))]
-            xa.insert(before, v, uuid.UUID(int=rng.getrandbits(128) | 1))
-            if rng.random() < 0.3:
-                xa.remove(xa.live_positions()[rng.randrange(len(xa))])
-        return xa
-
-    return build()
+def _xarray_value(draw: st.DrawFn, t: XArrayType, sub: Callable[[Type], Any]) -> Any:
+    items = [sub(t.element) for _ in range(draw(_SIZES))]
+    if draw(_BOOLS):
+        return items  # a plain list gets fresh positions
+    xa = XArray()
+    rng = random.Random(draw(_SEEDS))
+    for v in items:
+        positions = xa.positions()  # tombstones count as anchors too
+        before = positions[rng.randrange(len(positions))]
+        xa.insert(before, v, uuid.UUID(int=rng.getrandbits(128) | 1))
+        if rng.random() < 0.3:
+            xa.remove(xa.live_positions()[rng.randrange(len(xa))])
+    return xa
 
 
 @dataclass
@@ -462,7 +526,7 @@ class TypeAndValue:
 @st.composite
 def types_and_values(draw: st.DrawFn, max_leaves: int = 6) -> TypeAndValue:
     """A schema, a random type and a random input value of it."""
-    schema = draw(schemas())
+    schema = make_schema()
     t = draw(types(schema, max_leaves))
     v = draw(values(t, schema))
     return TypeAndValue(schema, t, v)

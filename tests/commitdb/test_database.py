@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import shutil
@@ -21,6 +22,7 @@ from commitdb.database import DATABASE_TABLES, Database
 from commitdb.definitions import Definitions
 from commitdb.errors import (
     CorruptDatabaseError,
+    DatabaseClosedError,
     ReadOnlyError,
     StorageError,
     TransactionError,
@@ -36,6 +38,7 @@ from commitdb.protocols import (
     Databasing,
 )
 from commitdb.storage import LmdbStorage, MemoryStorage, ReadTxn, Storage, WriteTxn
+from commitdb.values import Key
 from tests.commitdb.database_contract import DatabaseContract, Tuto, tuto_definitions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +57,6 @@ class _StorageView:
 
     def _check(self) -> None:
         if self._closed:
-            from commitdb.errors import DatabaseClosedError
-
             raise DatabaseClosedError("the storage view was closed")
 
     def read(self) -> AbstractContextManager[ReadTxn]:
@@ -199,6 +200,44 @@ def test_protocols() -> None:
         cdb.close()
 
 
+def _static_conformance(
+    db: Database, cdb: CommitDatabase, mutable: CommitMutableState, stream: BlobStream
+) -> tuple[Databasing, AttachmentGetting, CommitDatabasing, AttachmentMutating, BlobStreaming]:
+    """Never called: mypy checks these conversions (signatures, not just names)."""
+    return db, db, cdb, mutable, stream
+
+
+def _parameters(function: object) -> list[tuple[str, object]]:
+    signature = inspect.signature(function)  # type: ignore[arg-type]
+    return [(p.name, p.default) for p in signature.parameters.values()]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "implementation"),
+    [
+        (Databasing, Database),
+        (AttachmentGetting, Database),
+        (CommitDatabasing, CommitDatabase),
+        (AttachmentMutating, CommitMutableState),
+        (BlobStreaming, BlobStream),
+    ],
+)
+def test_protocol_signatures(protocol: type, implementation: type) -> None:
+    """Parameter names and defaults match, so keyword calls work on every implementation."""
+    members = [
+        name
+        for klass in protocol.__mro__
+        if klass.__module__ == "commitdb.protocols"
+        for name, value in vars(klass).items()
+        if callable(value) and (not name.startswith("_") or name in ("__enter__", "__exit__"))
+    ]
+    assert members
+    for name in members:
+        assert _parameters(getattr(protocol, name)) == _parameters(getattr(implementation, name)), (
+            name
+        )
+
+
 def test_large_streamed_blob(local_db: Database) -> None:
     """A streamed blob larger than the in-memory limit waits in a temporary file."""
     rng = random.Random(7)
@@ -301,7 +340,7 @@ def tuto() -> Tuto:
     return tuto_definitions()
 
 
-def make_database(path: Path, tuto: Tuto, documents: int = 3) -> list[tuple[object, str]]:
+def make_database(path: Path, tuto: Tuto, documents: int = 3) -> list[tuple[Key, str]]:
     with Database.create(path, tuto.definitions, documentation="docs", durable=False) as db:
         with db.transaction():
             pairs = []
@@ -461,7 +500,8 @@ def test_truncated_file(tmp_path: Path, tuto: Tuto) -> None:
 
 def test_other_process_sees_committed_data(tmp_path: Path, tuto: Tuto) -> None:
     path = tmp_path / "db"
-    with Database.create(path, tuto.definitions, durable=False) as db:
+    partial = tuto_definitions(with_account=False)
+    with Database.create(path, partial.definitions, durable=False) as db:
         key = tuto.login_att.create_key()
         db.begin_transaction()
         db.set(tuto.login_att, key, tuto.login(nickname="ada"))
@@ -495,9 +535,9 @@ def test_other_process_sees_committed_data(tmp_path: Path, tuto: Tuto) -> None:
                     db.set(tuto.account_att, key, tuto.account(state="active"))
                 print(key.id)
         """
-        partial = tuto_definitions(with_account=False)
-        assert db.extend_definitions(partial.definitions).count() == 0
+        assert db.definitions().query_attachment("Tuto::User.account") is None
         written = finish(run_python(writer, str(path))).strip()
+        assert db.definitions_hexdigest() == tuto.definitions.hexdigest()
         keys = db.keys(tuto.account_att)
         assert [str(k.id) for k in keys] == [written]
         assert db.get(tuto.account_att, keys.pop()).state == tuto.status.active
@@ -526,13 +566,20 @@ def test_concurrent_writers_in_two_processes(tmp_path: Path, tuto: Tuto) -> None
     """
     with Database.create(path, tuto.definitions, durable=False) as db:
         workers = [run_python(script, str(path), str(go), tag, str(count)) for tag in "ab"]
-        time.sleep(0.5)
-        go.write_text("go")
-        for i in range(count):
-            with db.transaction():
-                db.set(tuto.login_att, tuto.login_att.create_key(), tuto.login(nickname=f"p-{i}"))
-        for worker in workers:
-            assert finish(worker).strip() == "done"
+        try:
+            time.sleep(0.5)
+            go.write_text("go")
+            for i in range(count):
+                with db.transaction():
+                    key = tuto.login_att.create_key()
+                    db.set(tuto.login_att, key, tuto.login(nickname=f"p-{i}"))
+            for worker in workers:
+                assert finish(worker).strip() == "done"
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.communicate()
         names = {doc.nickname for _, doc in db.enumerate(tuto.login_att)}
     assert names == {f"{tag}-{i}" for tag in "abp" for i in range(count)}
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -35,7 +35,12 @@ from commitdb.errors import DSMError
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "dsm-samples"
 SAMPLE_FILES = sorted(SAMPLES.glob("*/*.dsm")) if SAMPLES.is_dir() else []
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no DSM samples at {SAMPLES}")
+assert SAMPLES.is_dir(), f"the DSM samples must be at {SAMPLES} (../shared beside the repo)"
+
+
+def needs_samples(fn: Any) -> Any:
+    """Marks tests that read the samples (they are required, never skipped)."""
+    return fn
 
 U = "f529bc42-0618-4f54-a3fb-d55f95c5ad03"
 RAPTOR_UUID = UUID("f2d9ea90-2adc-4e9a-a2bf-02288281747d")
@@ -367,7 +372,6 @@ def test_re_defaults_and_features() -> None:
     assert [f.name for f in trigger.fields] == ["key", "animations"]
 
 
-@needs_samples
 # -- synthetic valid inputs ----------------------------------------------------------------
 
 FEATURES = f'''\ufeff/* leading block

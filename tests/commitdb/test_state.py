@@ -58,7 +58,7 @@ class Reference:
         self.defs = db.definitions()
         self._lin: dict[CommitId, Lin] = {}
         self._programs: dict[CommitId, dict[bytes, bytes]] = {}
-        self._masks: dict[int, dict[CommitId, bool]] = {}
+        self._masks: dict[tuple[CommitId, ...], dict[CommitId, bool]] = {}
 
     def lin(self, c: CommitId) -> Lin:
         """(sequence, introduced-by-merge) of a commit, by the §5.2 formula."""
@@ -110,12 +110,12 @@ class Reference:
                 decided.setdefault(h.target_commit_id, True)
         return {c: decided.get(c, True) for c in order}
 
-    def doc(self, lin: Lin, att: Attachment, key: Key) -> Any:
+    def doc(self, name: tuple[CommitId, ...], lin: Lin, att: Attachment, key: Key) -> Any:
         """§5.4: every enabled Mutations commit's opcodes for the document, in order."""
         address = att.runtime_id.bytes + key.concept.runtime_id.bytes + key.id.bytes
-        enabled = self._masks.get(id(lin))
+        enabled = self._masks.get(name)
         if enabled is None:
-            enabled = self._masks[id(lin)] = self.mask(lin)
+            enabled = self._masks[name] = self.mask(lin)
         doc: Any = ABSENT
         for c in lin[0]:
             if not enabled[c] or self.db.commit_header(c).kind != CommitKind.MUTATIONS:
@@ -144,10 +144,10 @@ class Reference:
         }
 
     def state_doc(self, c: CommitId, att: Attachment, key: Key) -> Any:
-        return self.doc(self.lin(c), att, key)
+        return self.doc((c,), self.lin(c), att, key)
 
     def merge_doc(self, ours: CommitId, theirs: CommitId, att: Attachment, key: Key) -> Any:
-        return self.doc(self._merge(ours, theirs, None), att, key)
+        return self.doc((ours, theirs), self._merge(ours, theirs, None), att, key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,27 +268,36 @@ class RandomHistory:
         if cid not in self.commits:
             self.commits.append(cid)
 
+    def mutation(self, parent: CommitId | None) -> CommitId:
+        """A Mutations commit of 0-3 random mutations on `parent`."""
+        ms = CommitMutableState(self.db.state(parent))
+        for _ in range(self.rng.randrange(0, 4)):
+            att, key = self.rng.choice(self.docs)
+            self.mutate(ms, att, key)
+        views = [(att, key, ms.get(att, key)) for att, key in self.docs]
+        cid = self.db.commit_mutations(f"m{len(self.commits)}", ms)
+        self.live_views.extend((cid, att, key, v) for att, key, v in views)
+        self.add(cid)
+        return cid
+
     def step(self) -> None:
         rng = self.rng
         db = self.db
         r = rng.random()
         if not self.commits or r < 0.45:
-            parent = self.pick() if self.commits and rng.random() > 0.05 else None
-            ms = CommitMutableState(db.state(parent))
-            for _ in range(rng.randrange(0, 4)):
-                att, key = rng.choice(self.docs)
-                self.mutate(ms, att, key)
-            views = [(att, key, ms.get(att, key)) for att, key in self.docs]
-            cid = db.commit_mutations(f"m{len(self.commits)}", ms)
-            self.live_views.extend((cid, att, key, v) for att, key, v in views)
-            self.add(cid)
+            self.mutation(self.pick() if self.commits and rng.random() > 0.05 else None)
         elif r < 0.8:
             a, b = self.pick(), self.pick()
             if a == b or not db.is_mergeable(a, b):
                 return
-            self.add(db.merge_commit("merge", a, b))
-            if rng.random() < 0.4:  # a criss-cross: both merge orders
-                self.add(db.merge_commit("merge", b, a))
+            m1 = db.merge_commit("merge", a, b)
+            self.add(m1)
+            if rng.random() < 0.4:  # a criss-cross: both merge orders, then work on one
+                m2 = db.merge_commit("merge", b, a)
+                self.add(m2)
+                if rng.random() < 0.5:
+                    c = self.mutation(m2)
+                    self.add(db.merge_commit("merge", m1, c))
         else:
             make = db.disable_commit if r < 0.93 else db.enable_commit
             self.add(make("mask", self.pick(), rng.choice(self.commits)))

@@ -9,15 +9,17 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from commitdb.errors import CorruptDatabaseError, DatabaseClosedError, ReadOnlyError, StorageError
-from commitdb.storage import LmdbStorage, MemoryStorage, ReadTxn, Storage, WriteTxn
-from commitdb.storage import lmdb_storage
+from commitdb.storage import LmdbStorage, MemoryStorage, ReadTxn, Storage, WriteTxn, lmdb_storage
 from commitdb.storage.base import MAX_KEY_SIZE, prefix_successor
+
+__all__ = ()
 
 TABLES = ("objects", "refs")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -359,6 +361,54 @@ class TestContract:
         with storage.read() as txn:
             assert txn.get("refs", b"counter") == b"200"
 
+    def test_failed_writes_while_readers_are_busy(self, storage: Storage) -> None:
+        # py-lmdb 3 stalls aborting a write transaction while other threads have operations
+        # in flight; a failed write must end promptly all the same.
+        fill(storage, "objects", [b"%03d" % i for i in range(100)])
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                while not stop.is_set():
+                    with storage.read() as txn:
+                        assert sum(1 for _ in txn.items("objects")) == 100
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        latencies: list[float] = []
+
+        def write() -> None:
+            try:
+                for i in range(20):
+                    started = time.monotonic()
+                    with pytest.raises(KeyError), storage.write() as txn:
+                        txn.put("objects", b"x%d" % i, b"")
+                        raise KeyError(i)
+                    latencies.append(time.monotonic() - started)
+                    with storage.write() as txn:
+                        txn.put("refs", b"%d" % i, b"")
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        readers = [threading.Thread(target=read) for _ in range(4)]
+        writer = threading.Thread(target=write)
+        for thread in readers:
+            thread.start()
+        writer.start()
+        writer.join(timeout=10)
+        stuck = writer.is_alive()  # before the readers stop, which would unblock it
+        stop.set()
+        for thread in readers:
+            thread.join()
+        writer.join()
+        assert not stuck, "a failed write transaction did not end"
+        assert not errors
+        assert max(latencies) < 2.0, latencies
+        with storage.read() as txn:
+            assert txn.count("objects") == 100
+            assert txn.count("refs") == 20
+
     def test_many_writes_in_one_transaction(self, storage: Storage) -> None:
         rng = random.Random(7)
         model: dict[bytes, bytes] = {}
@@ -401,7 +451,12 @@ class TestLmdb:
             assert s.path == str(path)
             assert not s.in_memory and not s.readonly and s.durable
             assert s.map_size == lmdb_storage.DEFAULT_MAP_SIZE
+            flags = s._shared.env.flags()
+            assert flags["sync"] and flags["metasync"]
         assert sorted(os.listdir(path)) == ["data.mdb", "lock.mdb"]
+        with LmdbStorage.open(path, TABLES, durable=False) as s:
+            flags = s._shared.env.flags()
+            assert not flags["sync"] and not flags["metasync"] and not s.durable
         assert LmdbStorage.is_compatible(path)
 
     def test_reopen_keeps_data(self, tmp_path: Path) -> None:
@@ -509,6 +564,32 @@ class TestLmdb:
             assert out.strip() == "hello"
             with s.read() as txn:  # the parent sees the child's commit at once
                 assert txn.get("objects", b"from-child") == b"world"
+
+    def test_writers_in_two_processes_serialize(self, tmp_path: Path) -> None:
+        path = tmp_path / "db"
+        script = """
+            import sys
+            from commitdb.storage import LmdbStorage
+            with LmdbStorage.open(sys.argv[1], ("refs",), durable=False) as s:
+                for _ in range(200):
+                    with s.write() as txn:
+                        n = int(txn.get("refs", b"n") or b"0")
+                        txn.put("refs", b"n", b"%d" % (n + 1))
+            """
+        LmdbStorage.create(path, TABLES, durable=False).close()
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        children = [
+            subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), str(path)], env=env)
+            for _ in range(2)
+        ]
+        with LmdbStorage.open(path, TABLES, durable=False) as s:
+            for _ in range(200):
+                with s.write() as txn:
+                    n = int(txn.get("refs", b"n") or b"0")
+                    txn.put("refs", b"n", b"%d" % (n + 1))
+            assert [child.wait(timeout=60) for child in children] == [0, 0]
+            with s.read() as txn:
+                assert txn.get("refs", b"n") == b"600"
 
     def test_reader_in_another_process_does_not_block_writer(self, tmp_path: Path) -> None:
         path = tmp_path / "db"
