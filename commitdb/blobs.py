@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import struct
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from commitdb.codec import pack, unpack
-from commitdb.errors import CommitDBError, DecodeError, MissingBlobError
+from commitdb.errors import CommitDBError, CorruptDatabaseError, DecodeError, MissingBlobError
 from commitdb.ids import BlobId
 
 if TYPE_CHECKING:
@@ -159,8 +159,12 @@ class BlobStream:
 class BlobStore:
     """Blob operations over a storage with the ``blobs`` and ``chunks`` tables."""
 
-    def __init__(self, storage: Storage, on_write: object = None) -> None:
+    def __init__(
+        self, storage: Storage, on_write: Callable[[WriteTxn], None] | None = None
+    ) -> None:
         self._storage = storage
+        # called inside the write transaction that stored at least one new blob
+        self._on_write = on_write
 
     # -- writing --------------------------------------------------------------------------
     def create(
@@ -180,7 +184,10 @@ class BlobStore:
         self, blob_id: BlobId, layout: BlobLayout, size: int, chunks: Iterator[bytes]
     ) -> bool:
         with self._storage.write() as txn:
-            return self.put_chunks(txn, blob_id, layout, size, chunks)
+            added = self.put_chunks(txn, blob_id, layout, size, chunks)
+            if added and self._on_write is not None:
+                self._on_write(txn)
+            return added
 
     @staticmethod
     def put_chunks(
@@ -211,6 +218,8 @@ class BlobStore:
                 chunks = (bytes(mv[i : i + CHUNK_SIZE]) for i in range(0, len(mv), CHUNK_SIZE))
                 if self.put_chunks(txn, blob_id, layout, len(mv), chunks):
                     added.append(blob_id)
+            if added and self._on_write is not None:
+                self._on_write(txn)
         return added
 
     def delete(self, txn: WriteTxn, blob_id: BlobId) -> bool:
@@ -282,7 +291,9 @@ class BlobStore:
             i = offset // CHUNK_SIZE
             skip = offset - i * CHUNK_SIZE
             while len(out) < size:
-                chunk = txn.get("chunks", _chunk_key(blob_id, i)) or b""
+                chunk = txn.get("chunks", _chunk_key(blob_id, i))
+                if not chunk:  # would loop forever
+                    raise CorruptDatabaseError(f"blob {blob_id} lost its chunk {i}")
                 out += chunk[skip : skip + size - len(out)]
                 skip = 0
                 i += 1

@@ -103,7 +103,10 @@ def pack(obj: Any) -> bytes:
 def unpack(data: bytes | bytearray | memoryview) -> Any:
     """msgpack-decode a plain structure; malformed input raises DecodeError."""
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
+        # msgpack's defaults (raw=False, use_list=True, and container / str / bin lengths
+        # bounded by the input length); keyword arguments would cost a third of the call.
+        # No wire form uses msgpack maps, so strict_map_key only changes which error is raised.
+        return msgpack.unpackb(data)
     except Exception as exc:  # msgpack raises several unrelated classes
         raise DecodeError(f"malformed msgpack: {exc}") from None
 
@@ -545,7 +548,9 @@ def encoder(t: Type) -> Encoder:
 
 def to_wire(value: Any, t: Type) -> Any:
     """Validate `value` against `t` and return its msgpack-ready wire form."""
-    enc = encoder(t)
+    enc = t._enc
+    if enc is None:
+        enc = encoder(t)
     try:
         return enc(value)
     except _NotCanonical:
@@ -570,8 +575,15 @@ def validated_copy(value: Any, t: Type, where: str = "") -> Any:
 
 def encode(value: Any, t: Type) -> bytes:
     """Validate and encode a value of type `t` to canonical bytes."""
+    enc = t._enc
+    if enc is None:
+        enc = encoder(t)
     try:
-        return _packb(to_wire(value, t))  # type: ignore[no-any-return]
+        try:
+            w = enc(value)  # the fast path of to_wire(), inlined
+        except _NotCanonical:
+            w = to_wire(value, t)
+        return _packb(w)  # type: ignore[no-any-return]
     except (ValueError, OverflowError, UnicodeEncodeError) as exc:
         raise ValidationError(str(t), f"a value msgpack cannot encode ({exc})") from None
 
@@ -820,12 +832,15 @@ def _build_decoder(t: Type) -> Decoder:
                 if type(w) is not list or len(w) & 1:
                     raise _bad("map")
                 it = iter(w)
-                out = dict(zip(it, it, strict=False))
-                for k, v in out.items():
-                    if type(k) is not str or type(v) is not int or not -(2**63) <= v < 2**63:
-                        raise _bad("map<string, int64>")
+                out = dict(zip(it, it))
                 if len(out) * 2 != len(w):
                     raise _bad("map (duplicate keys)")
+                for k in out:
+                    if type(k) is not str:
+                        raise _bad("string")
+                for v in out.values():
+                    if type(v) is not int or not -(2**63) <= v < 2**63:
+                        raise _bad("int64")
                 return out
 
             return dec_map_str_i64
@@ -919,6 +934,7 @@ def _build_decoder(t: Type) -> Decoder:
         return _struct_decoder(t)
     if isinstance(t, XArrayType):
         el = decoder(t.element)
+        new_xarray = XArray.__new__
 
         def dec_xarray(w: Any, d: Definitions | None) -> Any:
             if type(w) is not list or len(w) != 3:
@@ -926,14 +942,17 @@ def _build_decoder(t: Type) -> Decoder:
             order, live, tombs = w
             if type(order) is not list or type(live) is not list or type(tombs) is not list:
                 raise _bad("xarray")
-            for p in order:
-                if type(p) is not bytes or len(p) != 16 or p == _END_RAW:
-                    raise _bad("xarray position")
-            if len(set(order)) != len(order) or len(live) + len(tombs) != len(order):
+            n = len(order)
+            if len(live) + len(tombs) != n:
                 raise _bad("xarray positions")
+            for p in order:
+                if type(p) is not bytes or len(p) != 16:
+                    raise _bad("xarray position")
             if tombs:
+                if len(set(order)) != n or _END_RAW in order:
+                    raise _bad("xarray positions")
                 if sorted(set(tombs)) != tombs or not all(
-                    type(i) is int and 0 <= i < len(order) for i in tombs
+                    type(i) is int and 0 <= i < n for i in tombs
                 ):
                     raise _bad("xarray tombstones")
                 dead = set(tombs)
@@ -944,10 +963,16 @@ def _build_decoder(t: Type) -> Decoder:
                 for x in live:
                     if type(x) is not str:
                         raise _bad("string")
-                values = dict(zip(live_order, live, strict=False))
+                values = dict(zip(live_order, live))
             else:
-                values = {p: el(x, d) for p, x in zip(live_order, live, strict=False)}
-            return XArray._from_parts(order, values)
+                values = {p: el(x, d) for p, x in zip(live_order, live)}
+            # without tombstones every position is a key: the dict checks uniqueness
+            if not tombs and (len(values) != n or _END_RAW in values):
+                raise _bad("xarray positions")
+            xa = new_xarray(XArray)
+            xa._order = order
+            xa._values = values
+            return xa
 
         return dec_xarray
     if isinstance(t, VoidType):
@@ -974,16 +999,20 @@ def _struct_decoder(t: StructureType) -> Decoder:
         str_checks = []
         for i, name in enumerate(names):
             if env[f"d{i}"] is _DEC_STR:
-                lines.append(_set_attr("o", name, f"w[{i}]"))
-                str_checks.append(f"type(w[{i}]) is not str")
+                lines.append(_set_attr("o", name, f"w{i}"))
+                str_checks.append(f"type(w{i}) is not str")
+            elif env[f"d{i}"] is _DEC_I64:  # inlined: no call per int64 field
+                lines.append(_set_attr("o", name, f"w{i}"))
+                str_checks.append(f"type(w{i}) is not int or not {-(2**63)} <= w{i} <= {2**63 - 1}")
             else:
-                lines.append(_set_attr("o", name, f"d{i}(w[{i}], d)"))
+                lines.append(_set_attr("o", name, f"d{i}(w{i}, d)"))
         src = (
             "def dec_struct(w, d):\n"
             "    if type(w) is not list or len(w) != n:\n"
             f"        raise Bad({str(t)!r})\n"
+            + f"    {''.join(f'w{i}, ' for i in range(len(names)))}= w\n"
             + (
-                f"    if {' or '.join(str_checks)}:\n        raise Bad('string')\n"
+                f"    if {' or '.join(str_checks)}:\n        raise Bad('string or int64 field')\n"
                 if str_checks
                 else ""
             )
@@ -1071,4 +1100,19 @@ def decode(
 ) -> Any:
     """Decode canonical bytes of type `t` (named types inside ``any`` and keys of
     sub-concepts need `definitions`)."""
-    return from_wire(unpack(data), t, definitions)
+    # unpack() and from_wire() inlined: this is the hot path
+    try:
+        w = msgpack.unpackb(data)
+    except Exception as exc:
+        raise DecodeError(f"malformed msgpack: {exc}") from None
+    dec = t._dec
+    if dec is None:
+        dec = decoder(t)
+    try:
+        return dec(w, definitions)
+    except _Bad as exc:
+        raise DecodeError(f"not a canonical {t}: bad {exc}") from None
+    except DecodeError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        raise DecodeError(f"not a canonical {t}: {exc}") from None

@@ -152,7 +152,7 @@ class CommitDatabase:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._blobs = BlobStore(storage)
+        self._blobs = BlobStore(storage, self._bump)
         self._records: OrderedDict[CommitId, CommitRecord] = OrderedDict()
         self._lin_cache: dict[CommitId, Linearization] = {}
         self._states: OrderedDict[CommitId, CommitState] = OrderedDict()
@@ -346,6 +346,17 @@ class CommitDatabase:
         """Every commit id in creation order (parents always before children)."""
         with self._storage.read() as txn:
             return [CommitId(v) for _, v in txn.items("seqs")]
+
+    def commits_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, CommitId]]:
+        """(creation sequence, id) of the commits created at or after `seq`, oldest first
+        (the change feed used by live notifications and incremental sync)."""
+        out: list[tuple[int, CommitId]] = []
+        with self._storage.read() as txn:
+            for k, v in txn.items("seqs", start=_u64(max(seq, 0))):
+                out.append((int.from_bytes(k, "big"), CommitId(v)))
+                if len(out) >= limit:
+                    break
+        return out
 
     def head_commit_ids(self) -> set[CommitId]:
         """Commits that are neither a parent nor a merge target."""

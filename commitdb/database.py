@@ -32,6 +32,12 @@ Transactions
     with the last commit's value. The three modes (``deferred``, ``immediate``,
     ``exclusive``) are accepted for compatibility with the reference and behave alike.
 
+Reads
+    Each read outside the overlay opens one storage read transaction. Decoded documents are
+    kept in a bounded cache keyed by storage key; an entry is used only when the stored
+    bytes are identical, so a repeated read costs a copy instead of a decode and is never
+    stale. Every read returns a private copy.
+
 Definitions
     The definitions are stored in ``meta``. :meth:`Database.definitions` returns a snapshot
     that is refreshed whenever another connection (or process) has extended them; a

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from rpc.cli_dsm import dsm
+from rpc.cli_serve import serve
 from rpc.cli_service import service
 
 __all__ = ("main",)
@@ -23,3 +24,4 @@ def main() -> None:
 
 main.add_command(dsm)
 main.add_command(service)
+main.add_command(serve)

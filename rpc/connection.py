@@ -7,15 +7,20 @@ throughput five-fold). Many calls are in flight at once in both directions, matc
 Inbound requests go to a :class:`RequestHandler`. A handler that returns a plain value is
 answered inline, without a task (cheap requests cost no scheduling); one that returns an
 awaitable runs as a task of the connection's task group and can be cancelled by the peer.
+
+The connection's own tasks (reader, writer, served requests) each run in their own cancel
+scope: closing the connection — because the peer went away, or from any task — cancels
+them, never the code of the task that entered the connection (that code sees its calls fail
+with :class:`~rpc.errors.ConnectionClosedError` and goes on).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 import logging
-import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Protocol
@@ -37,7 +42,6 @@ from rpc.framing import DEFAULT_MAX_FRAME_SIZE, FrameParser, encode_frame
 from rpc.packets import (
     Cancel,
     Error,
-    Hello,
     Notify,
     Request,
     Result,
@@ -53,45 +57,96 @@ __all__ = ("Connection", "RequestHandler", "read_frame")
 
 log = logging.getLogger("rpc.connection")
 
-_HIGH_WATER = 8 * 1024 * 1024  # queued outgoing bytes before async senders wait
+_HIGH_WATER = 8 * 1024 * 1024  # queued outgoing bytes before senders (and the reader) wait
 _MAX_PROTOCOL_ERRORS = 16  # malformed packets tolerated on one connection before closing it
+_RECEIVE_SIZE = 262144
+_CLOSED_STREAM = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
 class RequestHandler(Protocol):
     """Serves what the peer sends on a connection."""
 
     def handle_request(self, conn: Connection, request: Request) -> Any:
-        """Return the wire result, or an awaitable of it (raise to answer with an error)."""
+        """Answer a request.
+
+        Args:
+            conn: The connection the request came on.
+            request: The request.
+
+        Returns:
+            The wire result, or an awaitable of it (run as a cancellable task). Raise to
+            answer with an error.
+        """
 
     def handle_notify(self, conn: Connection, notify: Notify) -> Any:
-        """Handle a notification (may return an awaitable)."""
+        """Handle a notification (may return an awaitable, run as a task).
+
+        Args:
+            conn: The connection the notification came on.
+            notify: The notification.
+        """
+
+
+class _Failure:
+    """An error delivered to a waiting call (kept apart from results that are exceptions)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 class _Pending:
-    __slots__ = ("error", "event", "value")
+    """The waiter of a call on event loops other than asyncio."""
+
+    __slots__ = ("event", "value")
 
     def __init__(self) -> None:
         self.event = anyio.Event()
         self.value: Any = None
-        self.error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self.event.is_set()
+
+    def set_result(self, value: Any) -> None:
+        self.value = value
+        self.event.set()
 
 
 async def read_frame(stream: anyio.abc.ByteReceiveStream, parser: FrameParser) -> bytes:
-    """Read exactly one frame (leftover bytes stay in the parser)."""
-    pending = parser.feed(b"")
+    """Read exactly one frame; bytes after it stay buffered in the parser.
+
+    Args:
+        stream: The stream to read from.
+        parser: The parser of that stream (it keeps what follows the frame).
+
+    Returns:
+        The frame payload.
+
+    Raises:
+        ConnectionClosedError: The stream ended first.
+        FrameTooLargeError: The frame is larger than the parser accepts.
+    """
+    pending = parser.feed(b"", 1)
     while not pending:
         try:
             data = await stream.receive(65536)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        except _CLOSED_STREAM:
             raise ConnectionClosedError("connection closed during the handshake") from None
-        pending = parser.feed(data)
-    if len(pending) > 1:
-        raise ProtocolError("unexpected frames during the handshake")
+        pending = parser.feed(data, 1)
     return pending[0]
 
 
 class Connection:
-    """A multiplexed RPC connection (use as an async context manager)."""
+    """A multiplexed RPC connection (use as an async context manager).
+
+    Attributes:
+        handler: Serves the peer's requests and notifications (None: refuse requests).
+        name: A name for log messages.
+        debug: Report unexpected handler exceptions with their type and message.
+        closed_event: Set once the connection is closed.
+        state: Per-connection data for services (authentication, sessions ...).
+    """
 
     def __init__(
         self,
@@ -103,26 +158,39 @@ class Connection:
         name: str = "",
         debug: bool = True,
     ) -> None:
+        """Wrap a stream (nothing runs until the connection is entered).
+
+        Args:
+            stream: A connected byte stream.
+            handler: Serves what the peer sends.
+            parser: The stream's frame parser when bytes were already read (handshake).
+            max_frame_size: The largest frame accepted (when no parser is given).
+            name: A name for log messages.
+            debug: See the class attributes.
+        """
         self._stream = stream
         self.handler = handler
         self._parser = parser or FrameParser(max_frame_size)
         self.name = name
         self.debug = debug
         self._ids = itertools.count(1)
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, Any] = {}  # call id -> asyncio.Future or _Pending
         self._inflight: dict[int, anyio.CancelScope] = {}
+        self._tasks: set[anyio.CancelScope] = set()  # scopes of the other background tasks
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._wake = anyio.Event()
         self._drained = anyio.Event()
         self._closed = False
+        self._close_after_flush: BaseException | None = None
         self._close_reason: BaseException | None = None
         self._protocol_errors = 0
         self._stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._owner = -1
         self.closed_event = anyio.Event()
-        self.state: dict[str, Any] = {}  # per-connection data for services (auth, sessions)
+        self.state: dict[str, Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> Connection:
@@ -130,8 +198,12 @@ class Connection:
         self._tg = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
         self._owner = anyio.get_current_task().id
-        self._tg.start_soon(self._reader)
-        self._tg.start_soon(self._writer)
+        try:  # on asyncio a call waits on a bare future (the cheapest waiter)
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._start(self._reader)
+        self._start(self._writer)
         return self
 
     async def __aexit__(
@@ -145,8 +217,9 @@ class Connection:
     async def aclose(self) -> None:
         """Close the connection; calls in flight fail with ConnectionClosedError.
 
-        From the task that entered the connection this also ends its tasks; from any other
-        task it only signals the owner (a task group is exited by the task that entered it).
+        From the task that entered the connection this also waits for its tasks to end; from
+        any other task it closes the stream and cancels the tasks, and the owner's exit waits
+        for them.
         """
         self._shutdown(ConnectionClosedError("connection closed"))
         with anyio.CancelScope(shield=True):
@@ -167,14 +240,15 @@ class Connection:
             return
         self._closed = True
         self._close_reason = reason
-        for p in self._pending.values():
-            if not p.event.is_set():
-                p.error = reason
-                p.event.set()
+        pending, self._pending = self._pending, {}
+        failure = _Failure(reason)
+        for waiter in pending.values():
+            if not waiter.done():
+                waiter.set_result(failure)
         for scope in self._inflight.values():
             scope.cancel()
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
+        for scope in self._tasks:
+            scope.cancel()
         self._wake.set()
         self._drained.set()
         self.closed_event.set()
@@ -195,12 +269,56 @@ class Connection:
         return len(self._inflight)
 
     def extra(self, attribute: Any, default: Any = None) -> Any:
-        """A stream attribute (e.g. ``anyio.abc.SocketAttribute.remote_address``)."""
+        """A stream attribute (e.g. ``anyio.abc.SocketAttribute.remote_address``).
+
+        Args:
+            attribute: The typed attribute.
+            default: Returned when the stream does not have it.
+
+        Returns:
+            The attribute's value.
+        """
         return self._stream.extra(attribute, default)
+
+    # -- tasks ----------------------------------------------------------------------------
+    def _start(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run a task in its own cancel scope (cancelled when the connection closes)."""
+        if self._tg is None:
+            raise RPCError("enter the connection before starting tasks")
+        scope = anyio.CancelScope()
+        self._tasks.add(scope)
+        if self._closed:
+            scope.cancel()
+        self._tg.start_soon(self._run_task, scope, fn, args)
+
+    async def _run_task(
+        self, scope: anyio.CancelScope, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+    ) -> None:
+        try:
+            with scope:
+                await fn(*args)
+        finally:
+            self._tasks.discard(scope)
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run a task in the connection's task group (cancelled when the connection closes).
+
+        Args:
+            fn: An async function.
+            *args: Its arguments.
+        """
+        self._start(fn, *args)
 
     # -- sending --------------------------------------------------------------------------
     def send_nowait(self, payload: bytes) -> None:
-        """Queue an encoded packet (event-loop thread only)."""
+        """Queue an encoded packet (event-loop thread only).
+
+        Args:
+            payload: An encoded packet (see :mod:`rpc.packets`).
+
+        Raises:
+            ConnectionClosedError: The connection is closed.
+        """
         if self._closed:
             raise ConnectionClosedError("connection closed") from self._close_reason
         frame = encode_frame(payload)
@@ -209,7 +327,7 @@ class Connection:
         self._wake.set()
 
     async def _wait_drained(self) -> None:
-        if self._out_bytes > _HIGH_WATER:
+        while self._out_bytes > _HIGH_WATER and not self._closed:
             if self._drained.is_set():
                 self._drained = anyio.Event()
             await self._drained.wait()
@@ -218,48 +336,73 @@ class Connection:
         stream = self._stream
         try:
             while not self._closed:
-                await self._wake.wait()
-                self._wake = anyio.Event()
                 if not self._out:
+                    if self._close_after_flush is not None:
+                        self._shutdown(self._close_after_flush)
+                        return
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
                     continue
                 out, self._out = self._out, []
                 self._out_bytes = 0
-                data = out[0] if len(out) == 1 else b"".join(out)
-                await stream.send(data)
+                await stream.send(out[0] if len(out) == 1 else b"".join(out))
                 if not self._drained.is_set():
                     self._drained.set()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        except (*_CLOSED_STREAM, OSError) as exc:
             self._shutdown(ConnectionClosedError(f"connection lost while sending: {exc}"))
 
     async def call(
         self, target: str, method: str, args: list[Any], *, timeout: float | None = None
     ) -> Any:
-        """Send a request and wait for its wire result (raises the peer's error)."""
+        """Send a request and wait for its wire result.
+
+        Args:
+            target: What the request addresses (``service``, ``pool:Tools`` ...).
+            method: The method name.
+            args: Wire values.
+            timeout: Seconds to wait for the answer (None or 0: no limit). On expiry the
+                request is cancelled on the peer (a CANCEL packet).
+
+        Returns:
+            The wire result.
+
+        Raises:
+            CallTimeoutError: No answer in time.
+            ConnectionClosedError: The connection closed before the answer.
+            Exception: The peer's error, rebuilt by :func:`rpc.errors.error_from_wire`.
+        """
         if self._closed:
             raise ConnectionClosedError("connection closed") from self._close_reason
         call_id = next(self._ids)
-        p = _Pending()
-        self._pending[call_id] = p
+        loop = self._loop
+        waiter: Any = loop.create_future() if loop is not None else _Pending()
+        payload = encode_request(call_id, target, method, args)
+        self._pending[call_id] = waiter
         try:
-            self.send_nowait(encode_request(call_id, target, method, args))
+            self.send_nowait(payload)
             if self._out_bytes > _HIGH_WATER:
                 await self._wait_drained()
-            if timeout is None:
-                await p.event.wait()
+            if timeout:
+                with anyio.fail_after(timeout):
+                    value = await waiter if loop is not None else await self._wait(waiter)
             else:
-                with anyio.fail_after(timeout if timeout > 0 else math.inf):
-                    await p.event.wait()
+                value = await waiter if loop is not None else await self._wait(waiter)
         except TimeoutError:
             self._cancel_remote(call_id)
             raise CallTimeoutError(f"{target}.{method} timed out after {timeout} s") from None
         except BaseException:
-            if not p.event.is_set():
+            if not waiter.done() or (loop is not None and waiter.cancelled()):
                 self._cancel_remote(call_id)
             raise
         finally:
             self._pending.pop(call_id, None)
-        if p.error is not None:
-            raise p.error
+        if type(value) is _Failure:
+            raise value.error
+        return value
+
+    @staticmethod
+    async def _wait(p: _Pending) -> Any:
+        await p.event.wait()
         return p.value
 
     def _cancel_remote(self, call_id: int) -> None:
@@ -270,60 +413,93 @@ class Connection:
                 pass
 
     async def notify(self, target: str, method: str, args: list[Any]) -> None:
-        """Send a notification."""
+        """Send a notification (waits while too much output is queued).
+
+        Args:
+            target: What the notification addresses.
+            method: The method name.
+            args: Wire values.
+        """
         self.send_nowait(encode_notify(target, method, args))
         if self._out_bytes > _HIGH_WATER:
             await self._wait_drained()
 
     def notify_nowait(self, target: str, method: str, args: list[Any]) -> None:
-        """Queue a notification without waiting (event-loop thread only)."""
+        """Queue a notification without waiting (event-loop thread only).
+
+        Args:
+            target: What the notification addresses.
+            method: The method name.
+            args: Wire values.
+        """
         self.send_nowait(encode_notify(target, method, args))
 
     # -- receiving ------------------------------------------------------------------------
     async def _reader(self) -> None:
         stream = self._stream
         parser = self._parser
+        dispatch = self._dispatch
         reason: BaseException = ConnectionClosedError("connection closed by the peer")
         try:
             frames = parser.feed(b"")
             while True:
                 for frame in frames:
-                    self._dispatch(frame)
+                    dispatch(frame)
+                    if self._close_after_flush is not None:
+                        break
                 if self._closed:
                     return
-                data = await stream.receive(262144)
+                if self._close_after_flush is not None:
+                    await self._finish_closing()
+                    return
+                if self._out_bytes > _HIGH_WATER:
+                    await self._wait_drained()  # the peer must read its answers first
+                if parser.error is not None:
+                    await self._too_large(parser.error)
+                    return
+                data = await stream.receive(_RECEIVE_SIZE)
                 try:
                     frames = parser.feed(data)
                 except FrameTooLargeError as exc:
-                    log.warning("%s: %s; closing the connection", self.name, exc)
-                    self._send_error_quietly(0, exc)
-                    await self._flush_then_close(exc)
+                    await self._too_large(exc)
                     return
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except (*_CLOSED_STREAM, OSError):
             pass
-        except anyio.get_cancelled_exc_class():
-            raise
         except Exception as exc:  # a bug in a handler must not leave callers hanging
             log.exception("%s: reader failed", self.name)
             reason = ConnectionClosedError(f"connection failed: {exc}")
         self._shutdown(reason)
 
-    async def _flush_then_close(self, reason: BaseException) -> None:
-        if self._out:
-            out, self._out = self._out, []
-            with anyio.move_on_after(1):
-                try:
-                    await self._stream.send(b"".join(out))
-                except Exception:
-                    log.debug("flush before close failed", exc_info=True)
-        self._shutdown(ConnectionClosedError(f"connection closed: {reason}"))
+    async def _too_large(self, exc: FrameTooLargeError) -> None:
+        """Report an oversized frame (error id 0), then close: the stream is lost."""
+        log.warning("%s: %s; closing the connection", self.name, exc)
+        self._send_error_quietly(0, exc)
+        self._close_after_flush = ConnectionClosedError(f"connection closed: {exc}")
+        await self._finish_closing()
+
+    async def _finish_closing(self) -> None:
+        """Let the writer flush what is queued (at most a second), then close."""
+        assert self._close_after_flush is not None
+        self._wake.set()
+        with anyio.move_on_after(1):
+            await self.closed_event.wait()
+        self._shutdown(self._close_after_flush)
 
     def _send_error_quietly(self, call_id: int, exc: BaseException) -> None:
         code, message, data = error_to_wire(exc, debug=self.debug)
         try:
-            self.send_nowait(encode_error(call_id, code, message, data))
+            payload = encode_error(call_id, code, message, data)
+        except Exception:  # data that cannot be encoded: send the message alone
+            payload = encode_error(call_id, code, message, None)
+        try:
+            self.send_nowait(payload)
         except ConnectionClosedError:
             pass
+
+    def _resolve(self, call_id: int, value: Any) -> None:
+        waiter = self._pending.get(call_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(value)
 
     def _dispatch(self, frame: bytes) -> None:
         try:
@@ -331,32 +507,27 @@ class Connection:
         except ProtocolError as exc:
             self._protocol_errors += 1
             log.info("%s: protocol error: %s", self.name, exc)
-            self._send_error_quietly(0, exc)
+            self._send_error_quietly(exc.request_id, exc)
             if self._protocol_errors > _MAX_PROTOCOL_ERRORS:
-                self._shutdown(ConnectionClosedError("too many protocol errors"))
+                self._close_after_flush = ConnectionClosedError("too many protocol errors")
+                self._wake.set()
             return
-        if isinstance(pkt, Result):
-            p = self._pending.get(pkt.id)
-            if p is not None and not p.event.is_set():
-                p.value = pkt.value
-                p.event.set()
-        elif isinstance(pkt, Error):
+        if type(pkt) is Result:
+            self._resolve(pkt.id, pkt.value)
+        elif type(pkt) is Request:
+            self._on_request(pkt)
+        elif type(pkt) is Error:
             if pkt.id == 0:
                 log.info("%s: peer reported: [%s] %s", self.name, pkt.code, pkt.message)
                 return
-            p = self._pending.get(pkt.id)
-            if p is not None and not p.event.is_set():
-                p.error = error_from_wire(pkt.code, pkt.message, pkt.data)
-                p.event.set()
-        elif isinstance(pkt, Request):
-            self._on_request(pkt)
-        elif isinstance(pkt, Notify):
+            self._resolve(pkt.id, _Failure(error_from_wire(pkt.code, pkt.message, pkt.data)))
+        elif type(pkt) is Notify:
             self._on_notify(pkt)
-        elif isinstance(pkt, Cancel):
+        elif type(pkt) is Cancel:
             scope = self._inflight.get(pkt.id)
             if scope is not None:
                 scope.cancel()
-        elif isinstance(pkt, Hello):
+        else:
             self._protocol_errors += 1
             self._send_error_quietly(0, ProtocolError("unexpected handshake packet"))
 
@@ -364,6 +535,11 @@ class Connection:
         handler = self.handler
         if handler is None:
             self._send_error_quietly(req.id, RPCError("this peer serves no requests"))
+            return
+        if req.id in self._inflight:
+            self._send_error_quietly(
+                req.id, ProtocolError(f"request id {req.id} is already in flight")
+            )
             return
         try:
             result = handler.handle_request(self, req)
@@ -374,14 +550,19 @@ class Connection:
             assert self._tg is not None
             scope = anyio.CancelScope()
             self._inflight[req.id] = scope
+            if self._closed:
+                scope.cancel()
             self._tg.start_soon(self._serve_request, req.id, result, scope)
             return
         try:
-            self.send_nowait(encode_result(req.id, result))
-        except ConnectionClosedError:
-            pass
+            payload = encode_result(req.id, result)
         except Exception as exc:  # the result could not be encoded
             self._send_error_quietly(req.id, exc)
+            return
+        try:
+            self.send_nowait(payload)
+        except ConnectionClosedError:
+            pass
 
     async def _serve_request(
         self, call_id: int, work: Awaitable[Any], scope: anyio.CancelScope
@@ -390,20 +571,21 @@ class Connection:
             with scope:
                 try:
                     value = await work
-                except anyio.get_cancelled_exc_class():
-                    raise
                 except Exception as exc:
                     self._send_error_quietly(call_id, exc)
                     return
                 try:
-                    self.send_nowait(encode_result(call_id, value))
-                except ConnectionClosedError:
-                    pass
+                    payload = encode_result(call_id, value)
                 except Exception as exc:
                     self._send_error_quietly(call_id, exc)
+                    return
+                if not self._closed:
+                    self.send_nowait(payload)
             if scope.cancelled_caught and not self._closed:
-                self._send_error_quietly(call_id, CallCancelledError("cancelled"))
+                self._send_error_quietly(call_id, CallCancelledError("cancelled by the peer"))
         finally:
+            if inspect.iscoroutine(work):
+                work.close()  # never started (cancelled at once): no "never awaited" warning
             self._inflight.pop(call_id, None)
 
     def _on_notify(self, note: Notify) -> None:
@@ -416,16 +598,13 @@ class Connection:
             log.exception("%s: notification handler failed", self.name)
             return
         if inspect.isawaitable(result):
-            assert self._tg is not None
-            self._tg.start_soon(self._serve_notify, result)
+            self._start(self._serve_notify, result)
 
     async def _serve_notify(self, work: Awaitable[Any]) -> None:
         try:
             await work
         except Exception:
             log.exception("%s: notification handler failed", self.name)
-
-    def start_soon(self, fn: Any, *args: Any) -> None:
-        """Run a task in the connection's task group (ends with the connection)."""
-        assert self._tg is not None
-        self._tg.start_soon(fn, *args)
+        finally:
+            if inspect.iscoroutine(work):
+                work.close()

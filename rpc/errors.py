@@ -50,9 +50,18 @@ class RPCError(Exception):
 
 
 class ProtocolError(RPCError):
-    """A malformed frame or packet."""
+    """A malformed frame or packet.
+
+    Attributes:
+        request_id: The id of the offending request when it could be read (its sender is
+            then answered with an error for that id), else 0 (a connection-level error).
+    """
 
     code = -32600
+
+    def __init__(self, message: str, request_id: int = 0) -> None:
+        super().__init__(message)
+        self.request_id = request_id
 
 
 class FrameTooLargeError(ProtocolError):
@@ -141,6 +150,7 @@ CODES: dict[type[BaseException], int] = {
     InvalidArgumentsError: -32602,
     HandshakeError: -32010,
     AuthenticationError: -32011,
+    ConnectionClosedError: -32012,
     CallTimeoutError: -32001,
     CallCancelledError: -32013,
 }
@@ -152,7 +162,17 @@ _ENGINE_BY_CODE: dict[int, type[engine.CommitDBError]] = {
 
 
 def error_to_wire(exc: BaseException, *, debug: bool = True) -> tuple[int, str, Any]:
-    """(code, message, data) for an exception; `data` names the class for engine errors."""
+    """The wire form of an exception.
+
+    Args:
+        exc: The exception to report.
+        debug: True to report unexpected exceptions as ``-32000`` with ``Type: message``;
+            False hides them behind ``-32603 internal error``.
+
+    Returns:
+        ``(code, message, data)``; ``data`` names the class (``{"type": ...}``) and, for a
+        ValidationError, carries ``expected``, ``given`` and ``where``.
+    """
     if isinstance(exc, RemoteError):
         return exc.code, exc.message, exc.data
     for cls in type(exc).__mro__:
@@ -167,7 +187,17 @@ def error_to_wire(exc: BaseException, *, debug: bool = True) -> tuple[int, str, 
 
 
 def error_from_wire(code: int, message: str, data: Any = None) -> Exception:
-    """Rebuild an exception from its wire form (engine errors become their own class)."""
+    """Rebuild an exception from its wire form.
+
+    Args:
+        code: The wire code.
+        message: The peer's message.
+        data: The peer's data (``{"type": ...}`` for engine errors).
+
+    Returns:
+        The commitdb class for engine codes, the rpc class for transport codes, else a
+        :class:`RemoteError` carrying code, message and data.
+    """
     kind = data.get("type") if isinstance(data, dict) else None
     if code == -32602 and kind == "ValidationError":
         return engine.ValidationError(
@@ -183,6 +213,10 @@ def error_from_wire(code: int, message: str, data: Any = None) -> Exception:
             return engine.DSMError(message)
         err = cls(message)
         return err
+    if code == -32600:
+        return ProtocolError(message)
+    if code == -32012:
+        return ConnectionClosedError(message)
     if code == -32001:
         return CallTimeoutError(message)
     if code == -32013:

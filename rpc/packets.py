@@ -46,6 +46,7 @@ __all__ = (
     "decode_packet",
     "encode_cancel",
     "encode_error",
+    "encode_hello",
     "encode_notify",
     "encode_request",
     "encode_result",
@@ -141,20 +142,44 @@ def encode_hello(version: int, fields: dict[str, Any], *, welcome: bool = False)
     return pack([WELCOME if welcome else HELLO, version, fields])
 
 
-def _str(v: Any, what: str) -> str:
+def _str(v: Any, what: str, request_id: int = 0) -> str:
     if type(v) is not str:
-        raise ProtocolError(f"packet {what} must be a string")
+        raise ProtocolError(f"packet {what} must be a string", request_id)
     return v
 
 
 def _id(v: Any) -> int:
     if type(v) is not int or not 0 <= v < 2**63:
-        raise ProtocolError("packet id must be a non-negative integer")
+        raise ProtocolError("packet id must be a non-negative integer below 2**63")
     return v
 
 
+def _request(w: list[Any]) -> Request:
+    """A request, or a ProtocolError that carries its id when the id is readable."""
+    call_id = _id(w[1]) if len(w) > 1 else 0
+    if len(w) != 5:
+        raise ProtocolError(
+            f"malformed request ({len(w)} elements, expected [0, id, target, method, args])",
+            call_id,
+        )
+    if type(w[4]) is not list:
+        raise ProtocolError("request args must be an array", call_id)
+    return Request(call_id, _str(w[2], "target", call_id), _str(w[3], "method", call_id), w[4])
+
+
 def decode_packet(frame: bytes) -> Packet:
-    """Decode one frame (ProtocolError with a clear message if it is not a packet)."""
+    """Decode one frame.
+
+    Args:
+        frame: The payload of one frame.
+
+    Returns:
+        The packet.
+
+    Raises:
+        ProtocolError: The frame is not a packet; the message says why, and
+            ``request_id`` is the id of a malformed request when it could be read.
+    """
     try:
         w = unpack(frame)
     except DecodeError as exc:
@@ -163,10 +188,8 @@ def decode_packet(frame: bytes) -> Packet:
         raise ProtocolError("a packet is an array whose first element is its kind")
     kind = w[0]
     n = len(w)
-    if kind == REQUEST and n == 5:
-        if type(w[4]) is not list:
-            raise ProtocolError("request args must be an array")
-        return Request(_id(w[1]), _str(w[2], "target"), _str(w[3], "method"), w[4])
+    if kind == REQUEST:
+        return _request(w)
     if kind == RESULT and n == 3:
         return Result(_id(w[1]), w[2])
     if kind == ERROR and n == 5:
@@ -181,7 +204,7 @@ def decode_packet(frame: bytes) -> Packet:
         return Cancel(_id(w[1]))
     if kind in (HELLO, WELCOME) and n == 3:
         if type(w[1]) is not int or type(w[2]) is not dict:
-            raise ProtocolError("malformed handshake packet")
+            raise ProtocolError("malformed handshake packet: expected [kind, version, {fields}]")
         return Hello(kind == WELCOME, w[1], w[2])
     if kind > WELCOME or kind < 0:
         raise ProtocolError(f"unknown packet kind {kind}")

@@ -974,9 +974,13 @@ class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
 
     def _grow(self) -> None:
         """Abort the full transaction, grow the map and begin again, for a new attempt."""
-        self._open = self._dirty = False
         try:
-            self._shared.resize(self._shared.env.info()["map_size"], own=self._txn)
+            seen = self._shared.env.info()["map_size"]
+        except lmdb.Error as exc:
+            raise self._failed(exc) from exc
+        self._open = self._dirty = False  # resize() ends the transaction, come what may
+        try:
+            self._shared.resize(seen, own=self._txn)
             self._txn = self._shared.begin(write=True)
         except lmdb.Error as exc:
             raise self._failed(exc) from exc

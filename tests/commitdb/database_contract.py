@@ -376,6 +376,26 @@ class DatabaseContract:
         db.commit()
         assert peer.get(tuto.login_att, key) == tuto.login(nickname="ada")
 
+    def test_reads_follow_other_connections(
+        self, db: Databasing, db_factory: DatabaseFactory, tuto: Tuto
+    ) -> None:
+        peer = db_factory.peer(db)
+        key = self.commit_login(db, tuto, "first")
+        for _ in range(2):  # read twice: a repeated read must not serve an old value
+            assert db.get(tuto.login_att, key).nickname == "first"
+            assert peer.get(tuto.login_att, key).nickname == "first"
+        with peer.transaction():
+            peer.set(tuto.login_att, key, tuto.login(nickname="second"))
+        assert db.get(tuto.login_att, key).nickname == "second"
+        assert [doc.nickname for _, doc in db.enumerate(tuto.login_att)] == ["second"]
+        with peer.transaction():
+            peer.set(tuto.login_att, key, tuto.login(nickname="first", password="secret"))
+        assert db.get(tuto.login_att, key) == tuto.login(nickname="first", password="secret")
+        with peer.transaction():
+            peer.delete(tuto.login_att, key)
+        assert db.get(tuto.login_att, key) is None
+        assert not db.has(tuto.login_att, key)
+
     def test_concurrent_transactions_both_land(
         self, db: Databasing, db_factory: DatabaseFactory, tuto: Tuto
     ) -> None:

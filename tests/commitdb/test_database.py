@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import random
@@ -13,9 +14,11 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from commitdb import database as database_module
 from commitdb.blobs import BlobLayout, BlobStream
 from commitdb.commit_database import CommitDatabase
 from commitdb.database import DATABASE_TABLES, Database
@@ -38,6 +41,7 @@ from commitdb.protocols import (
     Databasing,
 )
 from commitdb.storage import LmdbStorage, MemoryStorage, ReadTxn, Storage, WriteTxn
+from commitdb.types import INT64, STRING, Field, MapType, SetType, VectorType, XArrayType
 from commitdb.values import Key
 from tests.commitdb.database_contract import DatabaseContract, Tuto, tuto_definitions
 
@@ -236,6 +240,64 @@ def test_protocol_signatures(protocol: type, implementation: type) -> None:
         assert _parameters(getattr(protocol, name)) == _parameters(getattr(implementation, name)), (
             name
         )
+
+
+def nested_model() -> tuple[Definitions, Any, Any]:
+    """A document with containers, to check that reads never share them."""
+    defs = Definitions()
+    ns = defs.namespace("Nest", "6c0a4f0e-8f5b-4f7e-9a43-2c1d5e7b9f10")
+    thing = defs.create_concept(ns, "Thing")
+    doc = defs.create_structure(
+        ns,
+        "Doc",
+        [
+            Field("tags", SetType(STRING)),
+            Field("scores", MapType(STRING, INT64)),
+            Field("items", VectorType(STRING)),
+            Field("history", XArrayType(STRING)),
+        ],
+    )
+    return defs, doc, defs.create_attachment(ns, "doc", thing, doc)
+
+
+@pytest.mark.parametrize("kind", ["memory", "lmdb"])
+def test_reads_never_share_containers(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defs, doc, att = nested_model()
+    factory = LocalFactory(kind, tmp_path)
+    try:
+        db = factory(defs)
+        key = att.create_key()
+        value = doc(tags={"a"}, scores={"x": 1}, items=["i"], history=["h"])
+        expected = copy.deepcopy(value)
+        with db.transaction():
+            db.set(att, key, value)
+            inside = db.get(att, key)
+            inside.tags.add("inside")
+        value.tags.add("after set")
+        for _ in range(3):
+            first = db.get(att, key)
+            assert first == expected
+            first.tags.add("b")
+            first.scores["y"] = 2
+            first.items.append("j")
+            first.history.append("k")
+            ((_, listed),) = db.enumerate(att)
+            assert listed.tags == {"a"}
+            listed.items.clear()
+        # Tiny cache limits: entries are dropped or never kept, reads stay right.
+        monkeypatch.setattr(database_module, "_DOC_CACHE_ENTRIES", 2)
+        monkeypatch.setattr(database_module, "_DOC_CACHE_ENTRY_BYTES", 40)
+        keys = [att.create_key() for _ in range(10)]
+        with db.transaction():
+            for i, k in enumerate(keys):
+                db.set(att, k, doc(items=[str(i)] * (1 + 10 * (i % 2))))
+        for _ in range(2):
+            for i, k in enumerate(keys):
+                assert db.get(att, k).items == [str(i)] * (1 + 10 * (i % 2))
+    finally:
+        factory.close_all()
 
 
 def test_large_streamed_blob(local_db: Database) -> None:

@@ -45,8 +45,8 @@ from tests.commitdb.fault_child import FLAT_DOCS, Model, commit_digest, flat_dig
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).with_name("fault_child.py")
 WAIT = 60.0  # bound on any wait for a child (a hang fails the test, it is not a speed check)
-CHAIN_KILLS = 24
-FLAT_KILLS = 10
+CHAIN_KILLS = 22
+FLAT_KILLS = 8
 WORKERS = 4
 WORKER_COMMITS = 40
 CHILD_LIMIT = 100_000  # steps a killed child would take at most if nobody killed it

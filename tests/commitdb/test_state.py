@@ -8,7 +8,6 @@ replay every enabled Mutations commit's opcodes (decoded from ``db.commit_data``
 
 from __future__ import annotations
 
-import copy
 import random
 import uuid
 from collections.abc import Iterator
@@ -19,14 +18,15 @@ import pytest
 
 from commitdb.commit_database import CommitDatabase
 from commitdb.commits import CommitKind
-from commitdb.errors import CommitError, UnknownAttachmentError, ValidationError
+from commitdb.errors import UnknownAttachmentError, ValidationError
 from commitdb.ids import CommitId
 from commitdb.mutable_state import CommitMutableState
 from commitdb.codec import pack, unpack
 from commitdb.opcodes import ABSENT, OpKind, ReplayFailure, apply_op, decode_ops, decode_program
+from commitdb.state import CommitState
 from commitdb.types import Attachment
 from commitdb.values import END, Key, XArray
-from tests.commitdb.builders import Schema, build, disable, merge, open_db, schema
+from tests.commitdb.builders import Graph, Schema, build, disable, merge, open_db, schema
 
 # --------------------------------------------------------------------------------------------
 # Fixtures
@@ -284,33 +284,38 @@ class RandomHistory:
         rng = self.rng
         db = self.db
         r = rng.random()
-        if not self.commits or r < 0.45:
+        if not self.commits or r < 0.42:
             self.mutation(self.pick() if self.commits and rng.random() > 0.05 else None)
-        elif r < 0.8:
+        elif r < 0.82:
             a, b = self.pick(), self.pick()
             if a == b or not db.is_mergeable(a, b):
                 return
             m1 = db.merge_commit("merge", a, b)
             self.add(m1)
-            if rng.random() < 0.4:  # a criss-cross: both merge orders, then work on one
-                m2 = db.merge_commit("merge", b, a)
-                self.add(m2)
-                if rng.random() < 0.5:
-                    c = self.mutation(m2)
-                    self.add(db.merge_commit("merge", m1, c))
+            if r < 0.62:
+                return
+            # a criss-cross: both merge orders, work on one side, then join them
+            m2 = db.merge_commit("merge", b, a)
+            self.add(m2)
+            c = self.mutation(m2)
+            self.add(db.merge_commit("merge", m1, c))
         else:
             make = db.disable_commit if r < 0.93 else db.enable_commit
             self.add(make("mask", self.pick(), rng.choice(self.commits)))
 
 
 def check_against_reference(db: CommitDatabase, h: RandomHistory, fresh: bool) -> int:
+    """Every commit x document of the history against the reference; returns the count."""
     ref = Reference(db)
     checked = 0
     for c in h.commits:
-        st = db.state(c) if not fresh else _fresh_state(db, c)
+        st = CommitState(db, c) if fresh else db.state(c)
+        lin = ref.lin(c)
+        assert db.linearization(c) == lin[0]
+        assert st.enabled_by_commit_id() == ref.mask(lin)
         for att, key in h.docs:
             expected = ref.state_doc(c, att, key)
-            assert st.get(att, key) == expected, (db.linearization(c), att, key)
+            assert st.get(att, key) == expected, (c, att, key)
             assert st.has(att, key) == (expected is not None)
             checked += 1
         for att in (h.s.nums, h.s.rec):
@@ -319,28 +324,23 @@ def check_against_reference(db: CommitDatabase, h: RandomHistory, fresh: bool) -
     return checked
 
 
-def _fresh_state(db: CommitDatabase, c: CommitId) -> Any:
-    from commitdb.state import CommitState
-
-    return CommitState(db, c)
-
-
 def run_random_history(db: CommitDatabase, s: Schema, seed: int, steps: int) -> RandomHistory:
-    rng = random.Random(seed)
-    h = RandomHistory(db, s, rng, narrow=seed % 2 == 1)
+    h = RandomHistory(db, s, random.Random(seed), narrow=seed % 3 == 2)
     for _ in range(steps):
         h.step()
     return h
 
 
-ORACLE_SEEDS = range(70)
+ORACLE_SEEDS = range(60)
 
 
 @pytest.mark.parametrize("kind", ["lmdb", "memory"])
 def test_states_match_the_naive_reference_on_random_histories(
     kind: str, tmp_path: FsPath
 ) -> None:
+    """The most important test: snapshot fast paths and general replay against §5.2-§5.4."""
     total = 0
+    merges = 0
     for seed in ORACLE_SEEDS:
         s = schema()
         db = open_db(kind, tmp_path, s.defs, name=f"db{seed}")
@@ -349,23 +349,24 @@ def test_states_match_the_naive_reference_on_random_histories(
             total += check_against_reference(db, h, fresh=True)
             # the live view of each mutable state equals the replay of its commit
             for cid, att, key, view in h.live_views:
-                assert _fresh_state(db, cid).get(att, key) == view
-            # virtual merges equal the reference of a merge
+                assert CommitState(db, cid).get(att, key) == view
+            # virtual merges equal the reference of a merge, and the written merge
             ref = Reference(db)
             rng = random.Random(seed)
-            for _ in range(4):
+            for _ in range(6):
                 a, b = rng.sample(h.commits, 2)
                 if db.is_mergeable(a, b):
+                    merges += 1
                     st = db.merge_state(a, b)
                     for att, key in h.docs:
                         assert st.get(att, key) == ref.merge_doc(a, b, att, key)
         finally:
             db.close()
-    assert total > 5000
+    assert total > 5000 and merges > 100
 
 
 def test_reference_agrees_after_reopening_lmdb(tmp_path: FsPath) -> None:
-    for seed in range(5):
+    for seed in range(4):
         s = schema()
         path = tmp_path / f"db{seed}"
         db = CommitDatabase.create(path, s.defs, durable=False)
@@ -379,5 +380,348 @@ def test_reference_agrees_after_reopening_lmdb(tmp_path: FsPath) -> None:
             db.close()
 
 
-# silence "imported but unused" until the scenario tests below use them
-_ = (copy, CommitError, UnknownAttachmentError, ValidationError, OpKind, build, disable, merge)
+def test_reference_agrees_on_a_copy_made_of_commit_datas(tmp_path: FsPath) -> None:
+    """Copied commits carry no snapshot: reads replay, and commits on top compute new ones."""
+    for seed in range(6):
+        s = schema()
+        src = open_db("memory", tmp_path, s.defs)
+        h = run_random_history(src, s, 2000 + seed, steps=25)
+        dst = open_db("lmdb", tmp_path, s.defs, name=f"copy{seed}")
+        try:
+            for c in src.commit_ids_in_order():
+                dst.create_commit_data(src.commit_data(c))
+            h.db = dst
+            check_against_reference(dst, h, fresh=True)
+            for _ in range(15):
+                h.step()
+            check_against_reference(dst, h, fresh=True)
+        finally:
+            dst.close()
+            src.close()
+
+
+def test_criss_cross_snapshot_is_not_reused_in_another_order(db: CommitDatabase, s: Schema) -> None:
+    """Regression: c (on y = merge(b1, a1)) holds its document replayed as b1, a1, c. S =
+    merge(x, c) with x = merge(a1, b1) has the same three commits in the order a1, b1, c;
+    c's snapshot must not be taken for S's value."""
+    n = s.doc(s.nums)
+    g = build(
+        db,
+        {
+            "r": (None, s.doc(s.counter).set(0)),
+            "a1": ("r", n.set({1})),
+            "b1": ("r", n.set({2})),
+            "x": merge("a1", "b1"),
+            "y": merge("b1", "a1"),
+            "c": ("y", n.union({5})),
+            "S": merge("x", "c"),
+            "S1": ("S", n.union({6})),
+        },
+    )
+    assert db.state(g["c"]).get(s.nums, s.k1) == {1, 5}
+    assert db.state(g["S"]).get(s.nums, s.k1) == {2, 5}
+    assert CommitState(db, g["S"]).trace(s.nums, s.k1).value == {2, 5}
+    assert db.state(g["S1"]).get(s.nums, s.k1) == {2, 5, 6}
+    assert db.merge_state(g["x"], g["c"]).get(s.nums, s.k1) == {2, 5}
+
+
+# --------------------------------------------------------------------------------------------
+# Reads
+
+
+def test_initial_state_is_empty(db: CommitDatabase, s: Schema) -> None:
+    build(db, {"r": (None, s.doc(s.nums).set({1}))})
+    for st in (db.initial_state(), db.state(None), db.state(CommitId.INVALID)):
+        assert st.commit_id() == CommitId.INVALID
+        assert st.keys(s.nums) == set() and not st.has(s.nums, s.k1)
+        assert st.get(s.nums, s.k1) is None and st.enumerate(s.nums) == []
+        assert st.eval_actions() == [] and st.enabled_by_commit_id() == {}
+        assert st.trace(s.nums, s.k1).value is None
+    assert "initial" in repr(db.initial_state())
+
+
+def test_keys_has_get_enumerate_across_commits(db: CommitDatabase, s: Schema) -> None:
+    n1, n2, n3 = (s.doc(s.nums, k) for k in (s.k1, s.k2, s.special))
+    g = build(
+        db,
+        {
+            "r": (None, n1.set({1}), n2.set({2})),
+            "a": ("r", n1.union({10}), n3.set({3})),
+            "b": ("a", n2.delete()),
+            "c": ("b", n2.union({5})),  # on a deleted document: no effect
+            "d": ("c", n2.set({7}), n1.delete(), n1.set({8})),
+        },
+    )
+    expect = {
+        "r": {s.k1: {1}, s.k2: {2}},
+        "a": {s.k1: {1, 10}, s.k2: {2}, s.special: {3}},
+        "b": {s.k1: {1, 10}, s.special: {3}},
+        "c": {s.k1: {1, 10}, s.special: {3}},
+        "d": {s.k1: {8}, s.k2: {7}, s.special: {3}},
+    }
+    for name, docs in expect.items():
+        st = db.state(g[name])
+        assert st.keys(s.nums) == set(docs), name
+        assert st.enumerate(s.nums) == sorted(docs.items()), name
+        for key in (s.k1, s.k2, s.special):
+            assert st.has(s.nums, key) == (key in docs)
+            assert st.get(s.nums, key) == docs.get(key)
+        assert st.keys(s.rec) == set()
+        assert st.keys("T::Doc.nums") == set(docs)  # attachments by identifier too
+
+
+def test_reads_refuse_unknown_attachments_and_wrong_keys(db: CommitDatabase, s: Schema) -> None:
+    st = db.state(build(db, {"r": (None, s.doc(s.nums).set({1}))})["r"])
+    with pytest.raises(UnknownAttachmentError):
+        st.get("T::Doc.nope", s.k1)
+    with pytest.raises(ValidationError):
+        st.get(s.nums, s.other)
+    with pytest.raises(ValidationError):
+        st.has(s.nums, "k")  # type: ignore[arg-type]
+
+
+def test_a_state_is_immutable_and_get_returns_a_copy(db: CommitDatabase, s: Schema) -> None:
+    rec = s.doc(s.rec)
+    g = build(db, {"r": (None, rec.set(s.rec_value(name="a", tags={1}, scores={"x": 1})))})
+    st = db.state(g["r"])
+    doc = st.get(s.rec, s.k1)
+    doc.tags.add(99)
+    doc.scores["y"] = 2
+    doc.name = "changed"
+    assert st.get(s.rec, s.k1) == s.rec_value(name="a", tags={1}, scores={"x": 1})
+    # later commits do not change a state built before them
+    g = build(db, {"a": ("r", rec.update(".name", "b"), s.doc(s.nums).set({1}))}, into=g)
+    assert st.get(s.rec, s.k1).name == "a"
+    assert st.keys(s.nums) == set()
+    assert db.state(g["a"]).get(s.rec, s.k1).name == "b"
+    fresh_old = CommitState(db, g["r"])
+    assert fresh_old.get(s.rec, s.k1).name == "a" and fresh_old.keys(s.nums) == set()
+
+
+def test_mutable_state_writes_do_not_leak_into_the_base_state(
+    db: CommitDatabase, s: Schema
+) -> None:
+    g = build(db, {"r": (None, s.doc(s.rec).set(s.rec_value(tags={1})))})
+    base = db.state(g["r"])
+    ms = CommitMutableState(base)
+    ms.union_in_set(s.rec, s.k1, ".tags", {2})
+    ms.update(s.rec, s.k1, ".name", "x")
+    assert base.get(s.rec, s.k1) == s.rec_value(tags={1})
+    db.commit_mutations("m", ms)
+    assert base.get(s.rec, s.k1) == s.rec_value(tags={1})
+
+
+def test_cache_counters_and_preload(db: CommitDatabase, s: Schema) -> None:
+    g = build(
+        db,
+        {"r": (None, s.doc(s.nums).set({1}), s.doc(s.nums, s.k2).set({2}), s.doc(s.counter).set(1))},
+    )
+    st = CommitState(db, g["r"])
+    assert st.cache_hit_rate() == 0.0
+    seconds = st.cache_preload()
+    assert isinstance(seconds, float) and seconds >= 0
+    requests, hits = st.cache_requests, st.cache_hits
+    assert requests >= 3
+    assert st.get(s.nums, s.k1) == {1}
+    assert (st.cache_requests, st.cache_hits) == (requests + 1, hits + 1)
+    assert 0 < st.cache_hit_rate() <= 1
+
+
+# --------------------------------------------------------------------------------------------
+# Concurrency outcomes (§10.2 rows 6, 7, 21, 22)
+
+
+def test_merges_are_not_commutative_on_a_set(db: CommitDatabase, s: Schema) -> None:
+    """Row 6: {1}; A: +10, +11; B: +20, -10, +21."""
+    n = s.doc(s.nums)
+    g = build(
+        db,
+        {
+            "r": (None, n.set({1})),
+            "a1": ("r", n.union({10})),
+            "A": ("a1", n.union({11})),
+            "b1": ("r", n.union({20})),
+            "b2": ("b1", n.subtract({10})),
+            "B": ("b2", n.union({21})),
+            "AB": merge("A", "B"),
+            "BA": merge("B", "A"),
+        },
+    )
+    assert db.state(g["AB"]).get(s.nums, s.k1) == {1, 11, 20, 21}
+    assert db.state(g["BA"]).get(s.nums, s.k1) == {1, 10, 11, 20, 21}
+
+
+def test_set_versus_update_across_branches(db: CommitDatabase, s: Schema) -> None:
+    """Row 7: A sets the whole document, B updates a field."""
+    rec = s.doc(s.rec)
+    g = build(
+        db,
+        {
+            "r": (None, rec.set(s.rec_value(name="r", count=1))),
+            "A": ("r", rec.set(s.rec_value(name="A-set", count=100))),
+            "B": ("r", rec.update(".count", 2)),
+            "AB": merge("A", "B"),
+            "BA": merge("B", "A"),
+            "U1": ("r", rec.update(".name", "U1")),
+            "U2": ("r", rec.update(".count", 7)),
+            "U": merge("U1", "U2"),
+        },
+    )
+
+    def pair(name: str) -> tuple[str, int]:
+        doc = db.state(g[name]).get(s.rec, s.k1)
+        return doc.name, doc.count
+
+    assert pair("AB") == ("A-set", 2)
+    assert pair("BA") == ("A-set", 100)
+    assert pair("U") == ("U1", 7)  # disjoint updates: both kept
+
+
+def xarray_base(db: CommitDatabase, s: Schema) -> tuple[Graph, list[uuid.UUID]]:
+    xs = XArray()
+    positions = [xs.append(v) for v in "abc"]
+    return build(db, {"r": (None, s.doc(s.xs).set(xs))}), positions
+
+
+def test_concurrent_xarray_inserts_before_the_same_anchor(db: CommitDatabase, s: Schema) -> None:
+    """Row 21: merge(P, Q) -> a, P, Q, b, c; reversed -> a, Q, P, b, c."""
+    g, (_, b, _) = xarray_base(db, s)
+    x = s.doc(s.xs)
+    g = build(
+        db,
+        {
+            "P": ("r", x.insert(b, uuid.UUID(int=1), "P")),
+            "Q": ("r", x.insert(b, uuid.UUID(int=2), "Q")),
+            "PQ": merge("P", "Q"),
+            "QP": merge("Q", "P"),
+        },
+        into=g,
+    )
+    assert list(db.state(g["PQ"]).get(s.xs, s.k1)) == ["a", "P", "Q", "b", "c"]
+    assert list(db.state(g["QP"]).get(s.xs, s.k1)) == ["a", "Q", "P", "b", "c"]
+
+
+def test_remove_versus_update_of_one_xarray_element(db: CommitDatabase, s: Schema) -> None:
+    """Row 22: merge(remove, update) resurrects; merge(update, remove) removes."""
+    g, (_, b, _) = xarray_base(db, s)
+    x = s.doc(s.xs)
+    g = build(
+        db,
+        {
+            "rm": ("r", x.x_remove(b)),
+            "up": ("r", x.x_update(b, "B-updated")),
+            "rm_up": merge("rm", "up"),
+            "up_rm": merge("up", "rm"),
+        },
+        into=g,
+    )
+    assert list(db.state(g["rm_up"]).get(s.xs, s.k1)) == ["a", "B-updated", "c"]
+    assert list(db.state(g["up_rm"]).get(s.xs, s.k1)) == ["a", "c"]
+
+
+def test_merge_state_equals_the_state_of_the_written_merge(db: CommitDatabase, s: Schema) -> None:
+    rec, n = s.doc(s.rec), s.doc(s.nums)
+    g = build(
+        db,
+        {
+            "r": (None, rec.set(s.rec_value(name="r")), n.set({0})),
+            "a1": ("r", rec.update(".count", 1), n.union({1})),
+            "a2": ("a1", rec.union({5}, ".tags")),
+            "d": disable("a2", "a1"),
+            "b1": ("r", rec.update(".count", 2), n.delete()),
+            "b2": ("b1", s.doc(s.counter).set(3)),
+        },
+    )
+    for ours, theirs in [("d", "b2"), ("b2", "d"), ("a1", "b1")]:
+        virtual = db.merge_state(g[ours], g[theirs])
+        assert virtual.commit_id() == CommitId.INVALID
+        written = db.state(db.merge_commit("m", g[ours], g[theirs]))
+        for att in (s.rec, s.nums, s.counter):
+            assert virtual.keys(att) == written.keys(att)
+            assert virtual.enumerate(att) == written.enumerate(att)
+        assert [a.header for a in virtual.eval_actions()] == [
+            a.header for a in written.eval_actions()
+        ]
+        assert {
+            c: f for c, f in written.enabled_by_commit_id().items() if c != written.commit_id()
+        } == virtual.enabled_by_commit_id()
+
+
+# --------------------------------------------------------------------------------------------
+# History: eval_actions and trace
+
+
+def test_eval_actions_lists_mutations_latest_first_with_flags(
+    db: CommitDatabase, s: Schema
+) -> None:
+    n = s.doc(s.nums)
+    g = build(
+        db,
+        {
+            "r": (None, n.set({0})),
+            "a1": ("r", n.union({1})),
+            "b1": ("r", n.union({2})),
+            "m": merge("a1", "b1"),
+            "d": disable("m", "a1"),
+            "c": ("d", n.union({3})),
+        },
+    )
+    actions = db.state(g["c"]).eval_actions()
+    assert [g.name(a.header.commit_id) for a in actions] == ["c", "b1", "a1", "r"]
+    assert [a.enabled for a in actions] == [True, True, False, True]
+    assert actions[0].header == db.commit_header(g["c"])
+
+
+def test_trace_reports_each_opcode_since_the_last_set(db: CommitDatabase, s: Schema) -> None:
+    """Row 14: the trace messages of unresolvable paths."""
+    rec = s.doc(s.rec)
+    g = build(
+        db,
+        {
+            "old": (None, rec.set(s.rec_value(name="old")), rec.update(".count", 1)),
+            "r": ("old", rec.set(s.rec_value(values=[1, 2]))),
+            "a": (
+                "r",
+                rec.update(".values[4]", 9),
+                rec.update(".maybe!.x", 3),
+                rec.update(".places['zz'].x", 1),
+                rec.update(".", s.rec_value(name="root")),
+                rec.update(".count", 5),
+            ),
+        },
+    )
+    trace = db.state(g["a"]).trace(s.rec, s.k1)
+    assert trace.attachment == s.rec and trace.key == s.k1
+    assert trace.value == s.rec_value(values=[1, 2], count=5)
+    assert [(g.name(t.commit_id), t.op.kind, t.error) for t in trace.steps] == [
+        ("r", OpKind.DOCUMENT_SET, None),
+        ("a", OpKind.DOCUMENT_UPDATE, "Index 4 is out of range"),
+        ("a", OpKind.DOCUMENT_UPDATE, "Try to unwrap empty optional"),
+        ("a", OpKind.DOCUMENT_UPDATE, "Key 'zz' not found"),
+        ("a", OpKind.DOCUMENT_UPDATE, "unexpected root Path"),
+        ("a", OpKind.DOCUMENT_UPDATE, None),
+    ]
+    assert len(trace.failures) == 4
+    # the traced opcodes are intact after replay (the evaluator did not keep them)
+    assert trace.steps[0].op.value == s.rec_value(values=[1, 2])
+
+
+def test_trace_of_an_absent_document_and_of_disabled_commits(
+    db: CommitDatabase, s: Schema
+) -> None:
+    n = s.doc(s.nums)
+    g = build(
+        db,
+        {
+            "r": (None, n.union({1})),
+            "a": ("r", n.set({2})),
+            "b": ("a", n.union({3})),
+            "d": disable("b", "b"),
+        },
+    )
+    assert [t.error for t in db.state(g["r"]).trace(s.nums, s.k1).steps] == []
+    assert db.state(g["r"]).trace(s.nums, s.k1).skipped_commits == [g["r"]]
+    trace = db.state(g["d"]).trace(s.nums, s.k1)
+    assert trace.value == {2}
+    assert g.names(trace.skipped_commits) == ["b"]
+    assert [g.name(t.commit_id) for t in trace.steps] == ["a"]

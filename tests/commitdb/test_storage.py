@@ -755,8 +755,7 @@ class TestLmdb:
 
     def test_file_shorter_than_its_free_tail_is_fine(self, tmp_path: Path) -> None:
         # LMDB may end a file before pages that were allocated and freed in one transaction.
-        import lmdb
-
+        lmdb = lmdb_storage.lmdb  # the binding itself, imported by the storage module only
         path = tmp_path / "db"
         with LmdbStorage.create(path, TABLES, durable=False) as s:
             fill(s, "objects", [b"k%d" % i for i in range(500)])
@@ -778,8 +777,7 @@ class TestLmdb:
             assert txn.count("refs") == 0
 
     def test_plain_lmdb_environment_is_not_compatible(self, tmp_path: Path) -> None:
-        import lmdb
-
+        lmdb = lmdb_storage.lmdb  # the binding itself, imported by the storage module only
         env = lmdb.open(str(tmp_path / "plain"), max_dbs=2)
         with env.begin(write=True) as txn:
             txn.put(b"k", b"v")
