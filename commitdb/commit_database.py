@@ -771,6 +771,11 @@ class CommitDatabase:
             prog = decode_program_checked(data.program, defs)
             blob_ids = collect_blob_ids(op.value for _, op in prog.all_ops())
             entries = split_program(data.program)
+            # The pieces are stored re-packed and commit_data() concatenates them again: a
+            # program in a non-canonical msgpack form would come back as other bytes than
+            # those its id hashes.
+            if program_bytes(entries) != data.program:
+                raise DecodeError(f"commit {h.commit_id.hex()}: the program is not canonical")
         with self._storage.write() as txn:
             if txn.has("commits", h.commit_id):
                 return False

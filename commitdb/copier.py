@@ -99,8 +99,15 @@ def _build(t: Type) -> Copier:
         el = copier(t.element)
         return lambda v: [el(x) for x in v]
     if isinstance(t, SetType):
-        return set  # set elements are hashable values; structures in sets are not mutated
+        if is_immutable_type(t.element):
+            return set
+        # elements such as structures are mutable objects: a copy must not share them
+        ec = copier(t.element)
+        return lambda v: {ec(x) for x in v}
     if isinstance(t, MapType):
+        if not is_immutable_type(t.key):
+            kc, vc = copier(t.key), copier(t.value)
+            return lambda v: {kc(k): vc(x) for k, x in v.items()}
         if is_immutable_type(t.value):
             return dict
         vc = copier(t.value)

@@ -35,10 +35,17 @@ from commitdb.types import (
     EnumerationType,
     Field,
     KeyType,
+    MapType,
     NamedType,
     Namespace,
+    OptionalType,
+    SetType,
     StructureType,
+    TupleType,
     Type,
+    VariantType,
+    VectorType,
+    XArrayType,
 )
 
 __all__ = ("Definitions", "ExtendInfo", "is_valid_identifier")
@@ -53,6 +60,13 @@ _KEYWORDS = frozenset(
         "any_concept",
     }
 )  # fmt: skip
+
+
+def _reaches_club(t: Type) -> bool:
+    """True if values of `t` may hold a ``key<Club>`` (whose check depends on membership)."""
+    if isinstance(t, KeyType):
+        return isinstance(t.target, ClubType)
+    return any(_reaches_club(c) for c in t.children())
 
 
 def is_valid_identifier(name: str, *, type_name: bool = True) -> bool:
@@ -449,11 +463,28 @@ class Definitions:
         info = ExtendInfo()
         for ns in other._namespaces.values():
             self._namespaces.setdefault(ns.uuid, ns)
-        for t in other._named.values():
+        # clubs we already have gain missing members (first: adopted defaults may hold keys)
+        for club in other.clubs():
+            own_club = self._by_id.get(club.runtime_id)
+            if isinstance(own_club, ClubType):
+                for m in club.members:
+                    if m not in own_club.members:
+                        own_club.members.add(m)
+                        info.memberships.append((club.runtime_id, m.runtime_id))
+        memo: dict[uuid.UUID, Type] = {}
+        for t in other._named.values():  # registration order: dependencies first
             if t.runtime_id in self._by_id:
                 continue
-            self._named[(t.namespace.uuid, t.name)] = t
-            self._by_id[t.runtime_id] = t
+            own: NamedType
+            if isinstance(t, ClubType):
+                # membership is per registry: a club object of our own
+                own_club = ClubType(t.namespace, t.name, t.documentation)
+                own_club.members = set(t.members)
+                own = own_club
+            else:
+                own = cast(NamedType, self._adopt(t, memo))
+            self._named[(t.namespace.uuid, t.name)] = own
+            self._by_id[t.runtime_id] = own
             bucket = {
                 "concept": info.concepts,
                 "club": info.clubs,
@@ -461,28 +492,63 @@ class Definitions:
                 "struct": info.structures,
             }[t.kind]
             bucket.append(t.runtime_id)
-            if isinstance(t, ClubType):
-                # the club object is shared from here on: keep members on our own copy
-                own = ClubType(t.namespace, t.name, t.documentation)
-                own.members = set(t.members)
-                self._named[(t.namespace.uuid, t.name)] = own
-                self._by_id[t.runtime_id] = own
-        for club in other.clubs():
-            own_club = cast(ClubType, self._by_id[club.runtime_id])
-            for m in club.members:
-                if m not in own_club.members:
-                    own_club.members.add(m)
-                    if club.runtime_id not in info.clubs:
-                        info.memberships.append((club.runtime_id, m.runtime_id))
         for a in other._attachments.values():
             if a.runtime_id not in self._attachments:
-                self._add_attachment(a)
+                self._add_attachment(self._adopt_attachment(a, memo))
                 info.attachments.append(a.runtime_id)
         for p in other._pools.values():
             if p.uuid not in self._pools:
                 self._pools[p.uuid] = p
                 info.pools.append(p.uuid)
         return info
+
+    def _adopt(self, t: Type, memo: dict[uuid.UUID, Type]) -> Type:
+        """Our version of a type taken from another registry.
+
+        Types are shared between registries, except those that reach a ``key<Club>``: a
+        club's membership belongs to each registry (and grows by :meth:`extend`), so such a
+        type is rebuilt over our own club objects; otherwise keys of members added here
+        would be refused by the other registry's types.
+        """
+        if isinstance(t, NamedType):
+            mine = self._by_id.get(t.runtime_id)
+            if mine is not None:
+                return mine
+        if not _reaches_club(t):
+            return t
+        done = memo.get(t.runtime_id)
+        if done is not None:
+            return done
+        new: Type
+        if isinstance(t, KeyType):
+            new = KeyType(cast(ClubType, self._adopt(t.target, memo)))
+        elif isinstance(t, StructureType):
+            fields = [
+                Field(f.name, self._adopt(f.type, memo), f.default, f.documentation)
+                for f in t.fields
+            ]
+            new = StructureType(t.namespace, t.name, fields, t.documentation)
+        elif isinstance(t, VectorType | SetType | OptionalType | XArrayType):
+            new = type(t)(self._adopt(t.element, memo))
+        elif isinstance(t, MapType):
+            new = MapType(self._adopt(t.key, memo), self._adopt(t.value, memo))
+        elif isinstance(t, TupleType):
+            new = TupleType([self._adopt(e, memo) for e in t.elements])
+        elif isinstance(t, VariantType):
+            new = VariantType([self._adopt(e, memo) for e in t.alternatives])
+        else:
+            new = t
+        memo[t.runtime_id] = new
+        return new
+
+    def _adopt_attachment(self, a: Attachment, memo: dict[uuid.UUID, Type]) -> Attachment:
+        """Our version of an attachment from another registry (see :meth:`_adopt`)."""
+        if not (_reaches_club(a.key_type) or _reaches_club(a.document_type)):
+            return a
+        key_type = cast(KeyType, self._adopt(a.key_type, memo))
+        return Attachment(
+            a.namespace, a.name, key_type, self._adopt(a.document_type, memo), a.documentation
+        )
 
     def copy(self) -> Definitions:
         """An independent registry with the same content."""
@@ -528,17 +594,20 @@ class Definitions:
                 for prm in f.parameters:
                     visit(prm.type)
                 visit(f.return_type)
-        for t in order:
+        memo: dict[uuid.UUID, Type] = {}
+        for t in order:  # dependencies first
             new._namespaces.setdefault(t.namespace.uuid, t.namespace)
             if isinstance(t, ClubType):
                 own = ClubType(t.namespace, t.name, t.documentation)
                 own.members = {m for m in t.members if m.runtime_id in seen}
                 t = own
+            else:
+                t = cast(NamedType, new._adopt(t, memo))
             new._named[(t.namespace.uuid, t.name)] = t
             new._by_id[t.runtime_id] = t
         for a in atts:
             new._namespaces.setdefault(a.namespace.uuid, a.namespace)
-            new._add_attachment(a)
+            new._add_attachment(new._adopt_attachment(a, memo))
         for p in pool_list:
             new._pools[p.uuid] = p
         return new

@@ -478,6 +478,13 @@ class CommitMutableState:
                 f"this mutable state was already committed as {self._sealed.hex()}; "
                 "build a new one from db.state(commit_id)"
             )
+        if self._base._virtual is not None:
+            # its commit id is INVALID: the program would become a root commit whose stored
+            # snapshots (taken over the merged documents) disagree with its own replay
+            raise CommitError(
+                "cannot commit on a virtual merge state: write the merge with merge_commit, "
+                "then build the mutable state on it"
+            )
         entries = []
         values: list[Any] = []
         for address, d in self._docs.items():

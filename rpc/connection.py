@@ -326,6 +326,21 @@ class Connection:
         self._out_bytes += len(frame)
         self._wake.set()
 
+    def send_frames_nowait(self, frames: bytes) -> None:
+        """Queue packets already framed (``encode_frame`` results, concatenated).
+
+        Args:
+            frames: One or more complete frames.
+
+        Raises:
+            ConnectionClosedError: The connection is closed.
+        """
+        if self._closed:
+            raise ConnectionClosedError("connection closed") from self._close_reason
+        self._out.append(frames)
+        self._out_bytes += len(frames)
+        self._wake.set()
+
     async def _wait_drained(self) -> None:
         while self._out_bytes > _HIGH_WATER and not self._closed:
             if self._drained.is_set():

@@ -19,6 +19,7 @@ values of the type the path reaches, xarray positions = 16 bytes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -42,6 +43,7 @@ from commitdb.types import (
 )
 from commitdb.values import END, Key
 from rpc.errors import CallCancelledError, MethodNotFoundError
+from rpc.framing import encode_frame
 from rpc.packets import encode_notify
 
 if TYPE_CHECKING:
@@ -108,11 +110,17 @@ class AttachmentMutatingRemote:
     """
 
     def __init__(self, conn: Connection, lend_id: int, definitions: Definitions) -> None:
+        """Create the proxy of one call (the service does, per attachment call).
+
+        Args:
+            conn: The connection to the client.
+            lend_id: The id under which the client lent its state.
+            definitions: The definitions shared with the client on this connection.
+        """
         self._conn = conn
         self._target = callback_target(lend_id)
         self._defs = definitions
-        self._queue: list[bytes] = []
-        self._unconfirmed = False
+        self._queue: list[bytes] = []  # framed mutation notifications not sent yet
         self._cancelled = threading.Event()
         self.callbacks = 0  # round trips made (reads + flushes)
         self.mutations_sent = 0
@@ -132,33 +140,59 @@ class AttachmentMutatingRemote:
     # -- plumbing -------------------------------------------------------------------------
     def _mutate(self, method: str, args: list[Any]) -> None:
         self._check()
-        self._queue.append(encode_notify(self._target, method, args))
+        self._queue.append(encode_frame(encode_notify(self._target, method, args)))
         self.mutations_sent += 1
+
+    def _take(self) -> bytes:
+        queued = self._queue
+        if not queued:
+            return b""
+        self._queue = []
+        return queued[0] if len(queued) == 1 else b"".join(queued)
 
     def _request(self, method: str, args: list[Any]) -> Any:
         self._check()
-        queued, self._queue = self._queue, []
+        queued = self._take()
         self.callbacks += 1
         try:
-            result = anyio.from_thread.run(self._send_and_call, queued, method, args)
-        except anyio.get_cancelled_exc_class():
+            return anyio.from_thread.run(self._send_and_call, queued, method, args)
+        except concurrent.futures.CancelledError:  # the call's task was cancelled
+            self._cancelled.set()
             raise CallCancelledError("the call was cancelled") from None
-        self._unconfirmed = False
-        return result
+        except anyio.RunFinishedError:
+            self._cancelled.set()
+            raise CallCancelledError("the server stopped during the call") from None
 
-    async def _send_and_call(self, queued: list[bytes], method: str, args: list[Any]) -> Any:
+    async def _send_and_call(self, queued: bytes, method: str, args: list[Any]) -> Any:
         conn = self._conn
-        for payload in queued:
-            conn.send_nowait(payload)
+        if queued:
+            conn.send_frames_nowait(queued)
         return await conn.call(self._target, method, args)
 
     def finish(self) -> None:
-        """Flush buffered mutations and confirm they all applied (raises the first failure)."""
-        if self._queue or self._unconfirmed:
+        """Flush buffered mutations and confirm they all applied (raises the first failure).
+
+        Mutations sent with an earlier read are confirmed by it (the client reports a
+        failed mutation at the next read), so only mutations buffered since need a flush.
+        """
+        if self._queue:
             self._request("flush", [])
 
+    def send_pending(self) -> None:
+        """Send the buffered mutations without waiting for a confirmation.
+
+        Used when the function fails: the client's state then holds every mutation the
+        function made before failing, exactly as a local call would leave it.
+        """
+        queued = self._take()
+        if queued and not self._cancelled.is_set():
+            try:
+                anyio.from_thread.run_sync(self._conn.send_frames_nowait, queued)
+            except Exception:  # the connection is gone: nobody to send them to
+                self._cancelled.set()
+
     def discard(self) -> None:
-        """Drop anything buffered (the call failed)."""
+        """Drop anything buffered (the client gave up on the call)."""
         self._queue.clear()
 
     def _att(self, attachment: Attachment | str) -> Attachment:

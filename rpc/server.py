@@ -9,7 +9,9 @@ connections get a grace period to finish their in-flight requests.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import ssl
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -19,7 +21,13 @@ import anyio
 import anyio.abc
 
 from rpc.connection import Connection, read_frame
-from rpc.errors import HandshakeError, ProtocolError, RPCError, error_to_wire
+from rpc.errors import (
+    ConnectionClosedError,
+    HandshakeError,
+    ProtocolError,
+    RPCError,
+    error_to_wire,
+)
 from rpc.framing import DEFAULT_MAX_FRAME_SIZE, FrameParser, encode_frame
 from rpc.packets import PROTOCOL_VERSION, Hello, decode_packet, encode_error, encode_hello
 from rpc.transports import Endpoint, create_listener, parse_endpoint
@@ -66,6 +74,8 @@ class RPCServer:
         self._stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._listener_scopes: list[anyio.CancelScope] = []
+        self._handshakes: set[anyio.CancelScope] = set()
+        self._closing = False
         self.accepted = 0
 
     async def __aenter__(self) -> RPCServer:
@@ -83,7 +93,17 @@ class RPCServer:
         await self.aclose()
 
     async def listen(self, url: str | Endpoint) -> Endpoint:
-        """Start listening; returns the bound endpoint (port 0 picks a free port)."""
+        """Start listening.
+
+        Args:
+            url: A transport URL or endpoint (port 0 picks a free port).
+
+        Returns:
+            The bound endpoint (with the actual port).
+
+        Raises:
+            RPCError: The server's context was not entered.
+        """
         if self._tg is None:
             raise RPCError("enter the server's context before listening")
         ep = parse_endpoint(url) if isinstance(url, str) else url
@@ -97,62 +117,58 @@ class RPCServer:
         self.endpoints.append(ep)
         scope = anyio.CancelScope()
         self._listener_scopes.append(scope)
-        self._tg.start_soon(self._serve_listener, listener, scope)
+        inode = os.stat(ep.path).st_ino if ep.scheme == "unix" else None
+        self._tg.start_soon(self._serve_listener, listener, scope, ep, inode)
         log.info("%s listening on %s", self.app.name, ep)
         return ep
 
     async def _serve_listener(
+        self,
+        listener: anyio.abc.Listener[anyio.abc.ByteStream],
+        scope: anyio.CancelScope,
+        ep: Endpoint,
+        inode: int | None,
+    ) -> None:
+        try:
+            await self._accept_loop(listener, scope)
+        finally:
+            if inode is not None:  # remove our socket file (not one that replaced it)
+                with contextlib.suppress(OSError):
+                    if os.stat(ep.path).st_ino == inode:
+                        os.unlink(ep.path)
+
+    async def _accept_loop(
         self, listener: anyio.abc.Listener[anyio.abc.ByteStream], scope: anyio.CancelScope
     ) -> None:
         with scope:
             async with listener:
-                await listener.serve(self._handle)
+                # the connections run in the server's task group, not in the listener's:
+                # closing the listener must not cancel them (graceful shutdown)
+                await listener.serve(self._handle, task_group=self._tg)
 
     async def _handle(self, stream: anyio.abc.ByteStream) -> None:
         parser = FrameParser(self.max_frame_size)
         conn: Connection | None = None
+        handshake = anyio.CancelScope()
+        self._handshakes.add(handshake)
+        if self._closing:
+            handshake.cancel()
         try:
-            try:
-                with anyio.fail_after(self.handshake_timeout):
-                    frame = await read_frame(stream, parser)
-                pkt = decode_packet(frame)
-                if not isinstance(pkt, Hello) or pkt.welcome:
-                    raise ProtocolError("the first packet must be a hello")
-                if pkt.version != PROTOCOL_VERSION:
-                    raise HandshakeError(
-                        f"protocol version {pkt.version} is not supported "
-                        f"(this server speaks {PROTOCOL_VERSION})"
-                    )
-                conn = Connection(
-                    stream,
-                    None,
-                    parser=parser,
-                    name=f"{self.app.name}#{self.accepted + 1}",
-                    debug=self.debug,
-                )
-                welcome = await self.app.accept(pkt, conn)
-                await stream.send(
-                    encode_frame(encode_hello(PROTOCOL_VERSION, welcome, welcome=True))
-                )
-            except (RPCError, TimeoutError, ValueError) as exc:
-                if isinstance(exc, TimeoutError):
-                    exc = HandshakeError("no hello within the handshake timeout")
-                log.info("handshake refused: %s", exc)
-                code, message, data = error_to_wire(exc)
-                with anyio.move_on_after(1):
-                    try:
-                        await stream.send(encode_frame(encode_error(0, code, message, data)))
-                    except Exception:
-                        log.debug("could not report the handshake error", exc_info=True)
-                conn = None
+            with handshake:
+                conn = await self._handshake(stream, parser)
+            self._handshakes.discard(handshake)
+            if conn is None:
                 return
             self.accepted += 1
             async with conn:
                 self.connections.add(conn)
+                if self._closing:  # accepted while the server was shutting down
+                    conn.close()
                 await conn.closed_event.wait()
         except Exception:
             log.exception("connection handler failed")
         finally:
+            self._handshakes.discard(handshake)
             if conn is not None:
                 self.connections.discard(conn)
                 try:
@@ -162,9 +178,55 @@ class RPCServer:
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
+    async def _handshake(
+        self, stream: anyio.abc.ByteStream, parser: FrameParser
+    ) -> Connection | None:
+        """Read the hello, let the app accept it, send the welcome (None: refused)."""
+        try:
+            with anyio.fail_after(self.handshake_timeout):
+                frame = await read_frame(stream, parser)
+            pkt = decode_packet(frame)
+            if not isinstance(pkt, Hello) or pkt.welcome:
+                raise ProtocolError("the first packet must be a hello")
+            if pkt.version != PROTOCOL_VERSION:
+                raise HandshakeError(
+                    f"protocol version {pkt.version} is not supported "
+                    f"(this server speaks {PROTOCOL_VERSION})"
+                )
+            conn = Connection(
+                stream,
+                None,
+                parser=parser,
+                name=f"{self.app.name}#{self.accepted + 1}",
+                debug=self.debug,
+            )
+            welcome = await self.app.accept(pkt, conn)
+            await stream.send(encode_frame(encode_hello(PROTOCOL_VERSION, welcome, welcome=True)))
+            return conn
+        except ConnectionClosedError as exc:
+            log.info("handshake aborted: %s", exc)
+            return None
+        except (RPCError, TimeoutError, ValueError) as exc:
+            if isinstance(exc, TimeoutError):
+                exc = HandshakeError("no hello within the handshake timeout")
+            log.info("handshake refused: %s", exc)
+            code, message, data = error_to_wire(exc)
+            with anyio.move_on_after(1):
+                try:
+                    await stream.send(encode_frame(encode_error(0, code, message, data)))
+                except Exception:
+                    log.debug("could not report the handshake error", exc_info=True)
+            return None
+
     async def aclose(self) -> None:
-        """Stop listening, let connections finish in-flight requests (grace period), close."""
+        """Stop listening, let connections finish in-flight requests (grace period), close.
+
+        Connections still in their handshake are dropped at once.
+        """
+        self._closing = True
         for scope in self._listener_scopes:
+            scope.cancel()
+        for scope in list(self._handshakes):
             scope.cancel()
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(self.grace):

@@ -26,7 +26,7 @@ import anyio.to_thread
 from commitdb.codec import from_wire, to_wire
 from commitdb.definitions import Definitions
 from commitdb.definitions_codec import decode_definitions, encode_definitions
-from commitdb.errors import CommitDBError, DefinitionConflictError
+from commitdb.errors import DefinitionConflictError
 from rpc.connection import Connection
 from rpc.errors import (
     AuthenticationError,
@@ -89,8 +89,14 @@ class Service:
     async def accept(self, hello: Hello, conn: Connection) -> dict[str, Any]:
         """Validate the client's hello and set up the connection."""
         creds = hello.fields.get("credentials")
-        if self.authenticator is not None and not self.authenticator(creds):
-            raise AuthenticationError("credentials refused")
+        if self.authenticator is not None:
+            try:
+                accepted = self.authenticator(creds)
+            except Exception as exc:  # a failing authenticator refuses, it does not crash
+                log.warning("the authenticator failed: %r", exc)
+                accepted = False
+            if not accepted:
+                raise AuthenticationError("credentials refused")
         defs = self.definitions
         raw = hello.fields.get("definitions")
         if raw:
@@ -103,7 +109,7 @@ class Service:
                     defs.extend(client_defs)
             except DefinitionConflictError as exc:
                 raise HandshakeError(f"definitions conflict: {exc}") from None
-            except CommitDBError as exc:
+            except Exception as exc:  # undecodable bytes fail in many ways
                 raise HandshakeError(f"bad definitions: {exc}") from None
         conn.handler = _ServiceHandler(self, defs)
         return {
@@ -143,8 +149,10 @@ class _ServiceHandler:
                 raise InvalidArgumentsError("an attachment call starts with the lend id")
             args = self._args(fn, req.args[1:])
             return self._attachment_call(conn, fn, req.args[0], args)
-        if target == "service" and req.method == "ping":
-            return "pong"
+        if target == "service":
+            if req.method == "ping":
+                return "pong"
+            raise MethodNotFoundError(f"the service has no method {req.method!r} (methods: ping)")
         raise MethodNotFoundError(f"unknown target {target!r}")
 
     def handle_notify(self, conn: Connection, notify: Notify) -> None:
@@ -159,11 +167,19 @@ class _ServiceHandler:
             )
         try:
             return [from_wire(w, p.type, self.defs) for w, p in zip(wires, params, strict=True)]
-        except CommitDBError as exc:
-            raise InvalidArgumentsError(f"{fn.name}: {exc}") from None
+        except Exception as exc:  # DecodeError, ValidationError, or worse on garbage
+            raise InvalidArgumentsError(
+                f"{fn.qualified_name}: {exc}",
+                {"expected": [f"{p.type} {p.name}" for p in params]},
+            ) from None
 
     async def _threaded(self, fn: Function, args: list[Any]) -> Any:
-        result = await anyio.to_thread.run_sync(fn, *args, limiter=self.service._limiter)
+        # abandon_on_cancel: a cancelled call (or a lost client) does not hold its connection
+        # until the function returns; the function finishes in the background and its
+        # result is discarded.
+        result = await anyio.to_thread.run_sync(
+            fn, *args, limiter=self.service._limiter, abandon_on_cancel=True
+        )
         return to_wire(result, fn.prototype.return_type)
 
     async def _attachment_call(
@@ -174,11 +190,11 @@ class _ServiceHandler:
         def run() -> Any:
             try:
                 result = fn(proxy, *args)
-                proxy.finish()
-                return result
             except BaseException:
-                proxy.discard()
+                proxy.send_pending()  # the client keeps what the function did before failing
                 raise
+            proxy.finish()
+            return result
 
         try:
             result = await anyio.to_thread.run_sync(

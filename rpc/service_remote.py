@@ -31,6 +31,7 @@ from rpc.client import open_connection
 from rpc.connection import Connection
 from rpc.errors import HandshakeError, MethodNotFoundError
 from rpc.packets import Notify, Request
+from rpc.pools import GETTING_METHODS, MUTATING_METHODS
 from rpc.remote_local import Lender
 
 __all__ = (
@@ -82,9 +83,7 @@ class RemoteAttachmentFunction(RemoteFunction):
         return self.prototype.mutable
 
     async def __call__(self, state: Any, *args: Any, timeout: float | None = None) -> Any:  # type: ignore[override]
-        needed = ("get", "has", "keys") + (
-            ("set", "update", "union_in_set") if self.mutable else ()
-        )
+        needed = MUTATING_METHODS if self.mutable else GETTING_METHODS
         missing = [m for m in needed if not callable(getattr(state, m, None))]
         if missing:
             raise TypeError(
@@ -184,24 +183,22 @@ class _ClientHandler:
     def __init__(self, remote: ServiceRemote) -> None:
         self.remote = remote
 
-    def _lender(self, target: str) -> Lender:
-        if not target.startswith("cb:"):
-            raise MethodNotFoundError(f"this client serves no {target!r}")
-        lender = self.remote._lenders.get(int(target[3:]))
-        if lender is None:
-            raise MethodNotFoundError(f"no call is lending state {target!r}")
-        return lender
+    def _lender(self, target: str) -> Lender | None:
+        if not target.startswith("cb:") or not target[3:].isdigit():
+            return None
+        return self.remote._lenders.get(int(target[3:]))
 
     def handle_request(self, conn: Connection, req: Request) -> Any:
-        return self._lender(req.target).request(req.method, req.args)
+        lender = self._lender(req.target)
+        if lender is None:
+            if not req.target.startswith("cb:"):
+                raise MethodNotFoundError(f"this client serves no {req.target!r}")
+            raise MethodNotFoundError(f"no call is lending state {req.target!r}")
+        return lender.request(req.method, req.args)
 
     def handle_notify(self, conn: Connection, notify: Notify) -> None:
-        lender = (
-            self.remote._lenders.get(int(notify.target[3:]))
-            if notify.target.startswith("cb:")
-            else None
-        )
-        if lender is not None:
+        lender = self._lender(notify.target)
+        if lender is not None:  # mutations of a call that ended (timeout) are dropped
             lender.notify(notify.method, notify.args)
 
 
@@ -222,7 +219,9 @@ class ServiceRemote:
         self._lenders: dict[int, Lender] = {}
         self._lend_ids = itertools.count(1)
         pools = {p.name: RemoteFunctionPool(self, p) for p in definitions.pools()}
-        offered = set(welcome.get("pools", [])) or set(pools)
+        # the pools the service serves (not those the client's own definitions declare)
+        served = welcome.get("pools")
+        offered = set(served) if isinstance(served, list) else set(pools)
         self._function_pools = {
             n: p for n, p in pools.items() if not p.declaration.attachment and n in offered
         }

@@ -8,8 +8,11 @@ client: the CA to trust, optionally a client certificate).
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import ssl
+import stat
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -114,17 +117,48 @@ async def connect_stream(
     return stream
 
 
+def _remove_stale_socket(path: str) -> None:
+    """Remove a socket file nobody listens on; refuse to touch anything else."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(f"{path} exists and is not a Unix socket: refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:  # nobody listens: a leftover of a stopped server
+        os.unlink(path)
+    else:
+        raise OSError(errno.EADDRINUSE, f"a server already listens on {path}")
+    finally:
+        probe.close()
+
+
 async def create_listener(
     endpoint: Endpoint | str, *, ssl_context: ssl.SSLContext | None = None
 ) -> anyio.abc.Listener[anyio.abc.ByteStream]:
-    """Listen on an endpoint (a stale Unix socket file is replaced)."""
+    """Listen on an endpoint.
+
+    Args:
+        endpoint: Where to listen (port 0 picks a free port).
+        ssl_context: The server TLS context (required for TLS endpoints).
+
+    Returns:
+        The listener.
+
+    Raises:
+        ValueError: A TLS endpoint without a context.
+        OSError: The address is in use (a live server on that Unix socket), or the Unix path
+            exists and is not a socket. A socket file left by a stopped server is replaced.
+    """
     ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
     listener: anyio.abc.Listener[anyio.abc.ByteStream]
     if ep.scheme == "tcp":
         listener = await anyio.create_tcp_listener(local_host=ep.host, local_port=ep.port)
     else:
-        if os.path.exists(ep.path):
-            os.unlink(ep.path)
+        _remove_stale_socket(ep.path)
         listener = await anyio.create_unix_listener(ep.path)
     if ep.tls:
         if ssl_context is None:

@@ -77,6 +77,8 @@ attachment<Doc, xarray<string>> xs;
 attachment<Doc, int64> counter;
 attachment<Doc, vector<int64>> values;
 attachment<Doc, optional<Point>> opt;
+attachment<Doc, set<Point>> points;
+attachment<Doc, map<Point, int64>> by_point;
 attachment<Other, string> note;
 };
 """
@@ -99,6 +101,8 @@ class Schema:
     counter: Attachment
     vec: Attachment
     opt: Attachment
+    points: Attachment
+    by_point: Attachment
     note: Attachment
     k1: Key
     k2: Key
@@ -136,6 +140,8 @@ def schema() -> Schema:
         counter=att("T::Doc.counter"),
         vec=att("T::Doc.values"),
         opt=att("T::Doc.opt"),
+        points=att("T::Doc.points"),
+        by_point=att("T::Doc.by_point"),
         note=att("T::Other.note"),
         k1=Key(concepts["Doc"], K1_ID),
         k2=Key(concepts["Doc"], K2_ID),
@@ -342,7 +348,9 @@ def build(db: CommitDatabase, specs: Mapping[str, Spec], into: Graph | None = No
             cid = db.commit_mutations(name, ms)
         if cid in ids.values():
             other = next(n for n, c in ids.items() if c == cid)
-            raise ValueError(f"{name!r} and {other!r} are the same commit (same parent, same program)")
+            raise ValueError(
+                f"{name!r} and {other!r} are the same commit (same parent, same program)"
+            )
         ids[name] = cid
         visiting.discard(name)
         return cid
@@ -350,4 +358,3 @@ def build(db: CommitDatabase, specs: Mapping[str, Spec], into: Graph | None = No
     for name in normalized:
         make(name)
     return Graph(ids)
-

@@ -156,9 +156,7 @@ def test_structural_headers(db: CommitDatabase, s: Schema) -> None:
     assert [k.label for k in CommitKind] == ["Mutations", "Disable", "Enable", "Merge"]
 
 
-def test_author_is_metadata(
-    db: CommitDatabase, s: Schema, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_author_is_metadata(db: CommitDatabase, s: Schema, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COMMITDB_AUTHOR", "ada")
     r = build(db, {"r": (None, set_nums(s, {1}))})["r"]
     assert db.commit_header(r).author == "ada"
@@ -496,7 +494,9 @@ def test_create_commit_data_refuses_bad_data(
     # a structural commit carrying a program
     header = db.commit_header(g["d"])
     program = datas["a1"].program
-    forged_id = compute_commit_id(header.parent_commit_id, header.kind, header.target_commit_id, program)
+    forged_id = compute_commit_id(
+        header.parent_commit_id, header.kind, header.target_commit_id, program
+    )
     forged = CommitData(dataclasses.replace(header, commit_id=forged_id), program)
     with pytest.raises(CommitError, match="carries no program"):
         dst.create_commit_data(forged)
@@ -507,6 +507,28 @@ def test_create_commit_data_refuses_bad_data(
     assert bare.commit_count() == 0
     bare.close()
     dst.close()
+
+
+def test_create_commit_data_refuses_a_non_canonical_program(db: CommitDatabase, s: Schema) -> None:
+    """The stored program must be the very bytes the id hashes (commit_data gives them back)."""
+    from commitdb.opcodes import doc_address
+
+    address = doc_address(s.counter, s.k1)
+    # [[address, [[Document_Set, 5]]]] with 5 written as a uint8 instead of a fixint
+    program = b"\x91\x92\xc4\x30" + address + b"\x91\x92\x00\xcc\x05"
+    cid = compute_commit_id(CommitId.INVALID, CommitKind.MUTATIONS, CommitId.INVALID, program)
+    header = CommitHeader(cid, CommitId.INVALID, CommitId.INVALID, CommitKind.MUTATIONS, "x", 1.0)
+    data = CommitData(header, program)
+    assert data.verify()
+    with pytest.raises(DecodeError, match="not canonical"):
+        db.create_commit_data(data)
+    assert db.commit_count() == 0
+    canonical = b"\x91\x92\xc4\x30" + address + b"\x91\x92\x00\x05"
+    cid = compute_commit_id(CommitId.INVALID, CommitKind.MUTATIONS, CommitId.INVALID, canonical)
+    good = CommitData(dataclasses.replace(header, commit_id=cid), canonical)
+    assert db.create_commit_data(good)
+    assert db.commit_data(cid) == good
+    assert db.state(cid).get(s.counter, s.k1) == 5
 
 
 def test_create_commit_data_refuses_a_missing_blob(
@@ -571,9 +593,7 @@ def test_reduce_heads_with_an_explicit_anchor(db: CommitDatabase, s: Schema) -> 
     assert final is not None and db.head_commit_ids() == {final}
     others = sorted(set(heads) - {g["h2"]}, key=bytes)
     mutations = [
-        c
-        for c in db.linearization(final)
-        if db.commit_header(c).kind == CommitKind.MUTATIONS
+        c for c in db.linearization(final) if db.commit_header(c).kind == CommitKind.MUTATIONS
     ]
     assert mutations == [g["r"], g["h2"], *others]
 

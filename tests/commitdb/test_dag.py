@@ -369,17 +369,13 @@ def test_enable_of_a_never_disabled_commit_is_accepted(db: CommitDatabase, s: Sc
     assert db.state(g["e"]).get(s.nums, s.k1) == {0, 1, 2}
 
 
-def test_disable_may_target_its_own_parent_or_a_non_ancestor(
-    db: CommitDatabase, s: Schema
-) -> None:
+def test_disable_may_target_its_own_parent_or_a_non_ancestor(db: CommitDatabase, s: Schema) -> None:
     g = build(db, {**two_branches(s), "d1": disable("a2", "a2"), "d2": disable("a2", "b1")})
     assert disabled(db, g, "d1") == {"a2"}
     assert disabled(db, g, "d2") == set()
 
 
-def test_disabling_the_root_set_makes_later_path_ops_no_ops(
-    db: CommitDatabase, s: Schema
-) -> None:
+def test_disabling_the_root_set_makes_later_path_ops_no_ops(db: CommitDatabase, s: Schema) -> None:
     rec = s.doc(s.rec)
     g = build(
         db,
@@ -400,7 +396,13 @@ def test_disabling_the_root_set_makes_later_path_ops_no_ops(
 
 def test_enabled_by_commit_id_lists_every_kind(db: CommitDatabase, s: Schema) -> None:
     g = build(
-        db, {**two_branches(s), "m": merge("a2", "b2"), "d": disable("m", "a1"), "e": enable("d", "b1")}
+        db,
+        {
+            **two_branches(s),
+            "m": merge("a2", "b2"),
+            "d": disable("m", "a1"),
+            "e": enable("d", "b1"),
+        },
     )
     flags = g.flags(db.enabled_by_commit_id(g["e"]))
     assert flags == {

@@ -213,7 +213,9 @@ def test_empty_operands_record_nothing(db: CommitDatabase, s: Schema) -> None:
     base.subtract_in_map(s.rec, s.k1, ".scores", set())
     base.update_in_map(s.rec, s.k1, ".scores", {})
     assert ops(base) == []
-    assert db.commit_mutations("empty ops", base) == db.commit_mutations("empty", fresh(db, base_id))
+    assert db.commit_mutations("empty ops", base) == db.commit_mutations(
+        "empty", fresh(db, base_id)
+    )
 
 
 def test_delete_extension(db: CommitDatabase, s: Schema) -> None:
@@ -287,7 +289,10 @@ def test_container_kind_mismatch_is_refused(db: CommitDatabase, s: Schema) -> No
     refused(ms, ValidationError, lambda: ms.union_in_set(s.rec, s.k1, ".name", {1}), "set")
     refused(ms, ValidationError, lambda: ms.union_in_map(s.rec, s.k1, ".tags", {1: 1}), "map")
     refused(
-        ms, ValidationError, lambda: ms.remove_in_xarray(s.rec, s.k1, ".tags", uuid.uuid4()), "xarray"
+        ms,
+        ValidationError,
+        lambda: ms.remove_in_xarray(s.rec, s.k1, ".tags", uuid.uuid4()),
+        "xarray",
     )
 
 
@@ -307,9 +312,7 @@ def test_end_is_refused_where_a_real_position_is_needed(db: CommitDatabase, s: S
     ms = with_rec(db, s)
     refused(ms, ValidationError, lambda: ms.update_in_xarray(s.rec, s.k1, ".items", END, "x"))
     refused(ms, ValidationError, lambda: ms.remove_in_xarray(s.rec, s.k1, ".items", END))
-    refused(
-        ms, ValidationError, lambda: ms.insert_in_xarray(s.rec, s.k1, ".items", END, END, "x")
-    )
+    refused(ms, ValidationError, lambda: ms.insert_in_xarray(s.rec, s.k1, ".items", END, END, "x"))
     refused(
         ms,
         ValidationError,
@@ -377,7 +380,12 @@ def test_diff_of_a_struct_records_one_update_per_changed_field(
 
 def test_recursive_diff_reaches_nested_struct_leaves_only(db: CommitDatabase, s: Schema) -> None:
     ms = with_rec(
-        db, s, values=[1], p={"x": 1, "y": 1}, places={"h": {"x": 1, "y": 1}}, maybe={"x": 0, "y": 0}
+        db,
+        s,
+        values=[1],
+        p={"x": 1, "y": 1},
+        places={"h": {"x": 1, "y": 1}},
+        maybe={"x": 0, "y": 0},
     )
     new = ms.get(s.rec, s.k1)
     new.p.x = 5
@@ -586,9 +594,21 @@ def test_an_idempotent_commit_still_seals(db: CommitDatabase, s: Schema) -> None
         b.set(s.nums, s.k1, {2})
 
 
-def test_path_given_as_path_object_or_text_records_the_same(
+def test_a_virtual_merge_state_can_be_edited_but_not_committed(
     db: CommitDatabase, s: Schema
 ) -> None:
+    n = s.doc(s.nums)
+    g = build(db, {"r": (None, n.set({0})), "a": ("r", n.union({1})), "b": ("r", n.union({2}))})
+    ms = CommitMutableState(db.merge_state(g["a"], g["b"]))
+    ms.union_in_set(s.nums, s.k1, ".", {3})
+    assert ms.get(s.nums, s.k1) == {0, 1, 2, 3}
+    count = db.commit_count()
+    with pytest.raises(CommitError, match="virtual merge"):
+        db.commit_mutations("on a virtual merge", ms)
+    assert db.commit_count() == count and ms.sealed is None
+
+
+def test_path_given_as_path_object_or_text_records_the_same(db: CommitDatabase, s: Schema) -> None:
     a = with_rec(db, s)
     b = with_rec(db, s)
     a.update(s.rec, s.k1, ".scores['k']", 1)

@@ -358,7 +358,9 @@ def test_program_with_many_documents_uses_long_array_headers(s: Schema) -> None:
     entries = []
     for i in range(20):
         key = Key(s.k1.concept, uuid.UUID(int=i + 1))
-        entries.append((doc_address(s.counter, key), encode_ops([Op(OpKind.DOCUMENT_SET, value=i)], INT64)))
+        entries.append(
+            (doc_address(s.counter, key), encode_ops([Op(OpKind.DOCUMENT_SET, value=i)], INT64))
+        )
     data = program_bytes(entries)
     assert len(decode_program(data, s.defs).addresses()) == 20
     assert split_program(data) == entries

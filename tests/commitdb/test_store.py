@@ -11,7 +11,7 @@ import pytest
 
 from commitdb.commit_database import CommitDatabase
 from commitdb.commits import CommitKind
-from commitdb.errors import MissingBlobError, StoreError, ValidationError
+from commitdb.errors import MissingBlobError, StoreError, UnknownCommitError, ValidationError
 from commitdb.ids import CommitId, blob_id_for
 from commitdb.mutable_state import CommitMutableState
 from commitdb.store import CommitStore, UndoEntry
@@ -166,7 +166,11 @@ def test_dispatch_commits_moves_notifies_and_returns_the_result(
     assert store.dispatch("set 1", fn, 1, "now") == "done now"
     c = store.commit_id()
     h = db.commit_header(c)
-    assert (h.label, h.kind, h.parent_commit_id) == ("set 1", CommitKind.MUTATIONS, CommitId.INVALID)
+    assert (h.label, h.kind, h.parent_commit_id) == (
+        "set 1",
+        CommitKind.MUTATIONS,
+        CommitId.INVALID,
+    )
     assert nums(store, s) == {1}
     assert rec.take() == ["state_did_change"]
     assert store.undo_stack_ids() == ([c], 0)
@@ -389,14 +393,17 @@ def test_dispatch_enable_commit_is_undoable(
     assert nums(store, s) == {0, 2}
     assert rec.take() == ["state_did_change"]
     e = store.dispatch_enable_commit(a, True)
-    assert (db.commit_header(e).label, db.commit_header(e).kind) == ("Enable [A]", CommitKind.ENABLE)
+    assert (db.commit_header(e).label, db.commit_header(e).kind) == (
+        "Enable [A]",
+        CommitKind.ENABLE,
+    )
     assert nums(store, s) == {0, 1, 2}
     store.undo()  # undoes the Enable
     assert nums(store, s) == {0, 2}
     store.undo()  # undoes the Disable
     assert nums(store, s) == {0, 1, 2}
     assert len(store.undo_stack_ids()[0]) == 5
-    with pytest.raises(Exception):
+    with pytest.raises(UnknownCommitError):
         store.dispatch_enable_commit(CommitId(bytes(range(32))), True)
     assert rec.names()[-1] == "dispatch_error"
 
