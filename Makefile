@@ -26,7 +26,8 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/pytest bench -q --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
+	$(BIN)/pytest bench -q --benchmark-only -o python_files='bench_*.py' \
+		--benchmark-columns=min,median,mean,ops,rounds
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,10 +1,13 @@
 """The canonical codec: typed values to deterministic msgpack bytes and back.
 
 ``encode(value, type)`` validates and encodes; equal values always give identical bytes (sets
-and map entries are written in a canonical order whatever their insertion order).
-``decode(data, type, definitions=None)`` validates and rebuilds the value; bytes that are not
-a canonical encoding of the type raise :class:`~commitdb.errors.DecodeError` — never a crash,
-a hang or a huge allocation (msgpack limits sizes to the input length).
+and map entries are written in a canonical order whatever their insertion order; floats are
+compared bit for bit: ``0.0`` and ``-0.0`` encode differently).
+``decode(data, type, definitions=None)`` validates and rebuilds the value; bytes that do not
+encode a valid value of the type raise :class:`~commitdb.errors.DecodeError` — never another
+exception, a hang or a huge allocation (msgpack limits sizes to the input length). Decoding
+checks validity, not layout: a valid value written in another layout (set elements out of
+order, a non-minimal msgpack integer) decodes, and re-encoding it gives the canonical bytes.
 
 Wire forms (msgpack): bool, int, float64, str and bin as themselves; uuid as bin(16); blob_id
 and commit_id as bin(32); vector, tuple, vec, mat as arrays; set as a sorted array; map as a
@@ -430,7 +433,7 @@ def _struct_encoder(t: StructureType) -> Encoder:
         exec(src, env)
         resolved.append(env["enc_struct"])
         t._enc = resolved[0]
-        if _rid_determined(t):
+        if _rid_determined(t) and len(_encoders) < _SHARED_LIMIT:
             _encoders[rid] = resolved[0]
         return resolved[0]
 
@@ -512,6 +515,12 @@ _ENC_I64: Encoder = _enc_i64
 _encoders: dict[uuid.UUID, Encoder] = {}
 
 
+_SHARED_LIMIT = 4096
+"""Bound of the id-keyed caches: types arriving inside ``any`` are chosen by peers, and each
+distinct one would otherwise stay cached for the life of the process. Past the bound, fresh
+type objects compile their own codec (still cached on the object)."""
+
+
 def _rid_determined(t: Type) -> bool:
     """True if the runtime id fully determines how `t` encodes and decodes.
 
@@ -539,7 +548,7 @@ def encoder(t: Type) -> Encoder:
             enc = _ENC_I64
         else:
             enc = _build_encoder(t)
-        if shared:
+        if shared and len(_encoders) < _SHARED_LIMIT:
             _encoders[t.runtime_id] = enc
     if t._enc is None:  # a structure's encoder installs its compiled form itself
         t._enc = enc
@@ -711,8 +720,12 @@ def _build_decoder(t: Type) -> Decoder:
 
         def dec_float32(w: Any, d: Definitions | None) -> Any:
             # a float must be a binary32 value (finite values within range, exactly)
-            if type(w) is float and (w != w or u32(f32(w))[0] == w):
-                return w
+            if type(w) is float:
+                try:
+                    if w != w or u32(f32(w))[0] == w:
+                        return w
+                except OverflowError:  # beyond the binary32 range
+                    pass
             raise _bad("float (binary32)")
 
         return dec_float32
@@ -832,7 +845,7 @@ def _build_decoder(t: Type) -> Decoder:
                 if type(w) is not list or len(w) & 1:
                     raise _bad("map")
                 it = iter(w)
-                out = dict(zip(it, it))
+                out = dict(zip(it, it, strict=False))
                 if len(out) * 2 != len(w):
                     raise _bad("map (duplicate keys)")
                 for k in out:
@@ -963,9 +976,9 @@ def _build_decoder(t: Type) -> Decoder:
                 for x in live:
                     if type(x) is not str:
                         raise _bad("string")
-                values = dict(zip(live_order, live))
+                values = dict(zip(live_order, live, strict=False))
             else:
-                values = {p: el(x, d) for p, x in zip(live_order, live)}
+                values = {p: el(x, d) for p, x in zip(live_order, live, strict=False)}
             # without tombstones every position is a key: the dict checks uniqueness
             if not tombs and (len(values) != n or _END_RAW in values):
                 raise _bad("xarray positions")
@@ -1023,7 +1036,7 @@ def _struct_decoder(t: StructureType) -> Decoder:
         exec(src, env)
         resolved.append(env["dec_struct"])
         t._dec = resolved[0]
-        if _rid_determined(t):
+        if _rid_determined(t) and len(_decoders) < _SHARED_LIMIT:
             _decoders[t.runtime_id] = resolved[0]
         return resolved[0]
 
@@ -1076,11 +1089,22 @@ def decoder(t: Type) -> Decoder:
             dec = _DEC_I64
         else:
             dec = _build_decoder(t)
-        if shared:
+        if shared and len(_decoders) < _SHARED_LIMIT:
             _decoders[t.runtime_id] = dec
     if t._dec is None:
         t._dec = dec
     return dec
+
+
+_DECODE_FAILURES = (
+    TypeError,
+    ValueError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    OverflowError,
+)
 
 
 def from_wire(w: Any, t: Type, definitions: Definitions | None = None) -> Any:
@@ -1091,7 +1115,7 @@ def from_wire(w: Any, t: Type, definitions: Definitions | None = None) -> Any:
         raise DecodeError(f"not a canonical {t}: bad {exc}") from None
     except DecodeError:
         raise
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+    except _DECODE_FAILURES as exc:
         raise DecodeError(f"not a canonical {t}: {exc}") from None
 
 
@@ -1114,5 +1138,5 @@ def decode(
         raise DecodeError(f"not a canonical {t}: bad {exc}") from None
     except DecodeError:
         raise
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+    except _DECODE_FAILURES as exc:
         raise DecodeError(f"not a canonical {t}: {exc}") from None

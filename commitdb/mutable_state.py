@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = ("CommitMutableState",)
 
 PathLike = Path | str
+_MISSING = object()
 
 
 class _Doc:
@@ -62,7 +63,7 @@ class _Doc:
     __slots__ = ("all_enabled", "att", "history", "ops", "touches", "value")
 
     def __init__(
-        self, att: Attachment, value: Any, touches: int, all_enabled: bool, history: bytes | None
+        self, att: Attachment, value: Any, touches: int, all_enabled: bool, history: int | None
     ) -> None:
         self.att = att
         self.value = value
@@ -439,12 +440,13 @@ class CommitMutableState:
         new: XArray,
     ) -> None:
         rec = self._record
-        cur_live = [p for p in cur._order if p in cur._values]
-        new_live = [p for p in new._order if p in new._values]
+        cur_values, new_values = cur._values, new._values
+        cur_live = [p for p in cur._order if p in cur_values]
+        new_live = [p for p in new._order if p in new_values]
         new_set = set(new_live)
-        cur_set = set(cur_live)
-        shared_cur = [p for p in cur_live if p in new_set]
-        shared_new = [p for p in new_live if p in cur_set]
+        cur_known = set(cur._order)  # tombstones too: an update revives one where it stands
+        shared_cur = [p for p in cur._order if p in new_set]
+        shared_new = [p for p in new_live if p in cur_known]
         if shared_cur != shared_new:
             whole = copier(t)(new)
             if path.is_root:
@@ -459,14 +461,15 @@ class CommitMutableState:
         # insert new positions from the end, so each anchor exists when it is used
         for i in range(len(new_live) - 1, -1, -1):
             p = new_live[i]
-            if p in cur_set:
+            if p in cur_known:
                 continue
             before = new_live[i + 1] if i + 1 < len(new_live) else END.bytes
             rec(att, address, Op(OpKind.XARRAY_INSERT, path, position=before, position2=p))
-            rec(att, address, Op(OpKind.XARRAY_UPDATE, path, el(new._values[p]), position=p))
+            rec(att, address, Op(OpKind.XARRAY_UPDATE, path, el(new_values[p]), position=p))
         for p in new_live:
-            if p in cur_set and cur._values[p] != new._values[p]:
-                rec(att, address, Op(OpKind.XARRAY_UPDATE, path, el(new._values[p]), position=p))
+            if p in cur_known and cur_values.get(p, _MISSING) != new_values[p]:
+                # a changed value, or a removed position coming back in its place
+                rec(att, address, Op(OpKind.XARRAY_UPDATE, path, el(new_values[p]), position=p))
 
     # -- commit ---------------------------------------------------------------------------
     def _commit_into(self, db: CommitDatabase, label: str, author: str | None) -> CommitId:
@@ -478,7 +481,7 @@ class CommitMutableState:
                 f"this mutable state was already committed as {self._sealed.hex()}; "
                 "build a new one from db.state(commit_id)"
             )
-        if self._base._virtual is not None:
+        if getattr(self._base, "_virtual", None) is not None:  # remote states have none
             # its commit id is INVALID: the program would become a root commit whose stored
             # snapshots (taken over the merged documents) disagree with its own replay
             raise CommitError(

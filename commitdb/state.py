@@ -88,7 +88,7 @@ class _Resolved:
         value: Any,
         touches: int,
         all_enabled: bool,
-        history: bytes | None = _EMPTY_HISTORY,
+        history: int | None = _EMPTY_HISTORY,
         order: list[CommitId] | None = None,
     ) -> None:
         self.value = value
@@ -97,7 +97,7 @@ class _Resolved:
         self._history = history
         self._order = order
 
-    def history(self) -> bytes | None:
+    def history(self) -> int | None:
         """Chained digest of the touching commits in this state's order (None: unknown)."""
         if self._order is not None:
             h = _EMPTY_HISTORY
@@ -314,7 +314,7 @@ class CommitState:
                 break
         start = -1
         doc: Any = ABSENT
-        prefix: list[bytes] | None = None
+        prefix: list[int] | None = None
         if trace is None:
             # The newest snapshot whose history is exactly this state's prefix, all enabled.
             # Same count is not enough: a criss-cross merge can hold the same commits in
@@ -328,8 +328,8 @@ class CommitState:
                     and e.all_enabled
                     and e.history is not None
                 ):
-                    if prefix is None:
-                        prefix = _prefix_histories(entries)
+                    if prefix is None:  # digests of entries 0..i (smaller i reuse them)
+                        prefix = _prefix_histories(entries[: i + 1])
                     if prefix[i] != e.history:
                         continue
                     raw = e.snapshot_bytes()
@@ -357,7 +357,7 @@ class CommitState:
                     trace.skipped_commits.append(e.commit_id)
                 continue
             doc = _replay(doc, decode_ops(e.ops, doc_type, self._defs), e.commit_id, trace)
-        if prefix is not None:
+        if prefix is not None and len(prefix) == n:
             return _Resolved(doc, n, all_enabled, prefix[-1])
         return _Resolved(doc, n, all_enabled, None, [e.commit_id for e in entries])
 
@@ -405,12 +405,13 @@ class CommitState:
         return self.cache_hits / self.cache_requests if self.cache_requests else 0.0
 
 
-def _prefix_histories(entries: list[DocEntry]) -> list[bytes]:
+def _prefix_histories(entries: list[DocEntry]) -> list[int]:
     """History digests of every prefix of the entries (index i: entries 0..i)."""
     out = []
     h = _EMPTY_HISTORY
+    step = history_step
     for e in entries:
-        h = history_step(h, e.commit_id)
+        h = step(h, e.commit_id)
         out.append(h)
     return out
 

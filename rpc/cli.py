@@ -10,6 +10,16 @@ from __future__ import annotations
 import click
 
 from rpc.cli_dsm import dsm
+from rpc.cli_engine import (
+    flatten_command,
+    get_command,
+    init_command,
+    log_command,
+    reduce_heads_command,
+    show_command,
+    sync_command,
+)
+from rpc.cli_gateway import gateway
 from rpc.cli_serve import serve
 from rpc.cli_service import service
 
@@ -25,3 +35,11 @@ def main() -> None:
 main.add_command(dsm)
 main.add_command(service)
 main.add_command(serve)
+main.add_command(gateway)
+main.add_command(init_command)
+main.add_command(log_command)
+main.add_command(show_command)
+main.add_command(get_command)
+main.add_command(reduce_heads_command)
+main.add_command(flatten_command)
+main.add_command(sync_command)

@@ -8,10 +8,10 @@ from typing import Any
 import anyio
 
 from rpc.connection import Connection, RequestHandler, read_frame
-from rpc.errors import HandshakeError, ProtocolError, error_from_wire
+from rpc.errors import ConnectionClosedError, HandshakeError, ProtocolError, error_from_wire
 from rpc.framing import DEFAULT_MAX_FRAME_SIZE, FrameParser, encode_frame
 from rpc.packets import PROTOCOL_VERSION, Error, Hello, decode_packet, encode_hello
-from rpc.transports import Endpoint, connect_stream
+from rpc.transports import Endpoint, connect_stream, parse_endpoint
 
 __all__ = ("open_connection",)
 
@@ -27,15 +27,41 @@ async def open_connection(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     name: str = "client",
 ) -> tuple[Connection, dict[str, Any]]:
-    """Connect and handshake; returns the connection (enter it with ``async with``) and the
-    server's welcome fields. A refused handshake raises HandshakeError (or a subclass)."""
+    """Connect and handshake.
+
+    Args:
+        url: Where the server listens.
+        hello: The hello fields (``client``, ``definitions``, ``digest``, ``credentials``).
+        handler: Serves the server's requests on this connection (callbacks).
+        ssl_context: The client TLS context (TLS endpoints).
+        server_hostname: The name to verify in the server certificate (default: the host).
+        timeout: Seconds for connecting and for the welcome.
+        max_frame_size: The largest frame accepted.
+        name: A name for log messages.
+
+    Returns:
+        The connection (enter it with ``async with``) and the server's welcome fields.
+
+    Raises:
+        HandshakeError: The server refused the hello (AuthenticationError for credentials) or
+            closed the connection before answering it.
+        TimeoutError: No connection or no answer in time.
+        OSError: The server cannot be reached.
+    """
+    ep = parse_endpoint(url) if isinstance(url, str) else url
     with anyio.fail_after(timeout):
-        stream = await connect_stream(url, ssl_context=ssl_context, server_hostname=server_hostname)
+        stream = await connect_stream(ep, ssl_context=ssl_context, server_hostname=server_hostname)
     try:
         parser = FrameParser(max_frame_size)
         await stream.send(encode_frame(encode_hello(PROTOCOL_VERSION, hello)))
-        with anyio.fail_after(timeout):
-            frame = await read_frame(stream, parser)
+        try:
+            with anyio.fail_after(timeout):
+                frame = await read_frame(stream, parser)
+        except ConnectionClosedError as exc:
+            hint = " (a TLS refusal, e.g. a missing client certificate?)" if ep.tls else ""
+            raise HandshakeError(
+                f"the server closed the connection before answering the hello{hint}: {exc}"
+            ) from None
         pkt = decode_packet(frame)
         if isinstance(pkt, Error):
             err = error_from_wire(pkt.code, pkt.message, pkt.data)

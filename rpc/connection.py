@@ -131,8 +131,9 @@ async def read_frame(stream: anyio.abc.ByteReceiveStream, parser: FrameParser) -
     while not pending:
         try:
             data = await stream.receive(65536)
-        except _CLOSED_STREAM:
-            raise ConnectionClosedError("connection closed during the handshake") from None
+        except _CLOSED_STREAM as exc:
+            cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+            raise ConnectionClosedError(f"connection closed during the handshake{cause}") from None
         pending = parser.feed(data, 1)
     return pending[0]
 
@@ -188,7 +189,6 @@ class Connection:
         self._stack: AsyncExitStack | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._owner = -1
         self.closed_event = anyio.Event()
         self.state: dict[str, Any] = {}
 
@@ -197,7 +197,6 @@ class Connection:
         stack = AsyncExitStack()
         self._tg = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
-        self._owner = anyio.get_current_task().id
         try:  # on asyncio a call waits on a bare future (the cheapest waiter)
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -213,23 +212,19 @@ class Connection:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection; calls in flight fail with ConnectionClosedError.
-
-        From the task that entered the connection this also waits for its tasks to end; from
-        any other task it closes the stream and cancels the tasks, and the owner's exit waits
-        for them.
-        """
-        self._shutdown(ConnectionClosedError("connection closed"))
-        with anyio.CancelScope(shield=True):
-            try:
-                await self._stream.aclose()
-            except Exception:  # already broken
-                log.debug("closing a broken stream", exc_info=True)
-        if self._stack is not None and anyio.get_current_task().id == self._owner:
+        if self._stack is not None:  # waits for the connection's tasks (all cancelled)
             stack, self._stack = self._stack, None
             await stack.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection (from any task); calls in flight fail with
+        ConnectionClosedError.
+
+        The stream is closed and the connection's tasks are cancelled; leaving the
+        ``async with`` block waits for them to end.
+        """
+        self._shutdown(ConnectionClosedError("connection closed"))
+        await self._close_stream()
 
     def close(self) -> None:
         """Signal the connection to close (from any task of the event loop)."""
@@ -462,13 +457,13 @@ class Connection:
                     dispatch(frame)
                     if self._close_after_flush is not None:
                         break
+                    if self._out_bytes > _HIGH_WATER:
+                        await self._wait_drained()  # the peer must read its answers first
                 if self._closed:
                     return
                 if self._close_after_flush is not None:
                     await self._finish_closing()
                     return
-                if self._out_bytes > _HIGH_WATER:
-                    await self._wait_drained()  # the peer must read its answers first
                 if parser.error is not None:
                     await self._too_large(parser.error)
                     return
@@ -484,6 +479,15 @@ class Connection:
             log.exception("%s: reader failed", self.name)
             reason = ConnectionClosedError(f"connection failed: {exc}")
         self._shutdown(reason)
+        await self._close_stream()
+
+    async def _close_stream(self) -> None:
+        """Close the transport now (the peer sees the end at once)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._stream.aclose()
+            except Exception:  # already broken
+                log.debug("closing a broken stream", exc_info=True)
 
     async def _too_large(self, exc: FrameTooLargeError) -> None:
         """Report an oversized frame (error id 0), then close: the stream is lost."""
@@ -493,12 +497,17 @@ class Connection:
         await self._finish_closing()
 
     async def _finish_closing(self) -> None:
-        """Let the writer flush what is queued (at most a second), then close."""
+        """Let the writer flush what is queued (at most a second), then close the stream.
+
+        Shielded: the writer's shutdown cancels the reader, which must still close the stream.
+        """
         assert self._close_after_flush is not None
         self._wake.set()
-        with anyio.move_on_after(1):
-            await self.closed_event.wait()
-        self._shutdown(self._close_after_flush)
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(1):
+                await self.closed_event.wait()
+            self._shutdown(self._close_after_flush)
+            await self._close_stream()
 
     def _send_error_quietly(self, call_id: int, exc: BaseException) -> None:
         code, message, data = error_to_wire(exc, debug=self.debug)

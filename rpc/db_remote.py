@@ -7,92 +7,261 @@ Async first::
         state = await db.state(head)
         doc = await state.get(login, key)
 
-and a blocking facade with the same names (:class:`CommitDatabaseRemote`,
-:class:`DatabaseRemote`) on which a local :class:`~commitdb.CommitMutableState` can be built::
+and a blocking facade with the local names, arguments, results and errors
+(:class:`CommitDatabaseRemote`, :class:`DatabaseRemote`), on whose states a local
+:class:`~commitdb.CommitMutableState` can be built::
 
     with CommitDatabaseRemote.connect(url, "main") as db:
         ms = CommitMutableState(db.state(db.last_commit_id()))
         ms.set(login, key, {...})
         db.commit_mutations("edit", ms)      # committed on the server
 
-States are evaluated on the server and cached on the client (a state never changes). Errors
-are the local classes (an unknown commit raises ``UnknownCommitError``...).
+The blocking facade speaks the protocol over a plain blocking socket (no event loop, no
+thread hop: a call costs one round trip); over TLS it runs the async client in a helper
+thread. Engine errors come back as the same :mod:`commitdb.errors` classes (an unknown commit
+raises ``UnknownCommitError``...), ``ValueError``/``TypeError`` of the server as themselves, a
+lost connection as :class:`~rpc.errors.ConnectionClosedError`, and any call after ``close()``
+as ``DatabaseClosedError``.
+
+States are evaluated on the server and cached here (a state never changes). After
+``commit_mutations`` the new commit's state is seeded with the documents the commit wrote, so
+a loop of read-modify-commit costs one round trip per commit.
+
+Where the remote differs from the local classes (on purpose):
+
+* ``path()`` returns the served name (a client never sees the server's filesystem) and
+  ``in_memory()`` is False;
+* ``flatten(commit_id, path)`` writes the flat copy to *the client's* ``path``;
+* the default ``author`` of a commit is the client's user (``COMMITDB_AUTHOR`` or the login
+  name of the client process), the timestamp is the server's clock;
+* ``subscribe`` (live notifications) exists only remotely.
 """
 
 from __future__ import annotations
 
+import getpass
+import itertools
+import logging
+import os
+import selectors
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.from_thread
+import anyio.to_thread
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from commitdb.blobs import BlobInfo, BlobLayout, BlobStatistics
-from commitdb.codec import from_wire, to_wire
+from commitdb.codec import decode, from_wire, to_wire
+from commitdb.commit_database import DocEntry
 from commitdb.commits import CommitData, CommitHeader
+from commitdb.copier import copier
 from commitdb.definitions import Definitions, ExtendInfo
 from commitdb.definitions_codec import decode_definitions, encode_definitions
-from commitdb.errors import UnknownAttachmentError, ValidationError
+from commitdb.errors import (
+    CommitError,
+    DatabaseClosedError,
+    DecodeError,
+    TransactionError,
+    UnknownAttachmentError,
+    UnknownCommitError,
+    ValidationError,
+)
 from commitdb.ids import BlobId, CommitId
-from commitdb.opcodes import ABSENT, DocAddress, program_bytes
+from commitdb.opcodes import ABSENT, DocAddress, op_from_wire, program_bytes
+from commitdb.state import DocumentTrace, EvalAction, TraceStep, _Resolved
 from commitdb.types import Attachment, ConceptType, OptionalType
 from commitdb.values import Key
 from rpc.client import open_connection
 from rpc.connection import Connection
-from rpc.errors import MethodNotFoundError
-from rpc.packets import Notify, Request
-from rpc.remote_local import _key_from_wire, _key_wire
+from rpc.errors import (
+    CallTimeoutError,
+    ConnectionClosedError,
+    FrameTooLargeError,
+    HandshakeError,
+    MethodNotFoundError,
+    ProtocolError,
+    RemoteError,
+    error_from_wire,
+)
+from rpc.framing import DEFAULT_MAX_FRAME_SIZE, FrameParser, encode_frame
+from rpc.packets import (
+    PROTOCOL_VERSION,
+    Error,
+    Hello,
+    Notify,
+    Request,
+    Result,
+    decode_packet,
+    encode_cancel,
+    encode_hello,
+    encode_notify,
+    encode_request,
+)
+from rpc.transports import Endpoint, parse_endpoint
 
 __all__ = (
     "AsyncCommitDatabaseRemote",
     "AsyncDatabaseRemote",
     "AsyncRemoteCommitState",
+    "AsyncSubscription",
     "CommitDatabaseRemote",
     "CommitEvent",
     "DatabaseRemote",
     "MissedEvents",
+    "RemoteBlobStream",
     "RemoteCommitState",
+    "ServedDatabaseInfo",
+    "Subscription",
     "list_databases",
 )
 
+log = logging.getLogger("rpc.db_remote")
+
 T = TypeVar("T")
 
+DEFAULT_WINDOW = 1024
+"""Events a subscription buffers on the client (and may have in flight to it)."""
 
-class MissedEvents(Exception):
-    """A subscriber fell behind: `count` commit notifications were dropped (resync)."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        super().__init__(f"{count} commit notification(s) were missed; resync")
+_STATES = 64  # states cached per remote database
+_STREAM_PIECE = 4 << 20  # a blob stream write larger than this is sent in pieces
+_RECEIVE = 262144
 
 
+# --------------------------------------------------------------------------------------------
+# Public value types
+
+
+@dataclass(frozen=True, slots=True)
 class CommitEvent:
-    """A new commit announced by the server."""
+    """A new commit announced by the server.
 
-    __slots__ = ("database", "header")
+    Attributes:
+        database: The served name of the database.
+        header: The commit's header.
+        seq: Its creation sequence in the server's database (see ``commits_since``).
+    """
 
-    def __init__(self, database: str, header: CommitHeader) -> None:
-        self.database = database
-        self.header = header
+    database: str
+    header: CommitHeader
+    seq: int
 
     @property
     def commit_id(self) -> CommitId:
         """The new commit's id."""
         return self.header.commit_id
 
-    def __repr__(self) -> str:
-        return f"<CommitEvent {self.database} {self.header.commit_id.hex()[:12]} {self.header.label!r}>"
+
+@dataclass(frozen=True, slots=True)
+class MissedEvents:
+    """The subscriber fell behind: `count` commits were not announced to it.
+
+    The subscription resumes with the newest commits; ``db.commits_since(first_seq)`` lists
+    what was missed (resync).
+
+    Attributes:
+        database: The served name of the database.
+        count: How many commits were not announced.
+        first_seq: The creation sequence of the first of them.
+    """
+
+    database: str
+    count: int
+    first_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServedDatabaseInfo:
+    """A database a server offers.
+
+    Attributes:
+        name: The name to open it by.
+        kind: ``"commit"`` or ``"flat"``.
+        uuid: The database's uuid.
+        documentation: Its documentation.
+    """
+
+    name: str
+    kind: str
+    uuid: uuid.UUID
+    documentation: str
+
+
+# --------------------------------------------------------------------------------------------
+# Wire helpers
+
+
+def _check_id(commit_id: object) -> CommitId:
+    """A commit id as the local database accepts it (CommitId, 32 bytes or hex)."""
+    if isinstance(commit_id, CommitId):
+        return commit_id
+    if isinstance(commit_id, bytes | bytearray) and len(commit_id) == 32:
+        return CommitId(bytes(commit_id))
+    if isinstance(commit_id, str):
+        try:
+            return CommitId.from_hex(commit_id)
+        except ValueError as exc:
+            raise CommitError(str(exc)) from None
+    raise CommitError(f"expected a CommitId, got {type(commit_id).__name__}")
+
+
+def _wid(commit_id: object) -> bytes:
+    return bytes(_check_id(commit_id))
+
+
+def _opt_wid(commit_id: object) -> bytes | None:
+    return None if commit_id is None else _wid(commit_id)
+
+
+def _opt_cid(w: Any) -> CommitId | None:
+    return None if w is None else CommitId(w)
+
+
+def _layout_wire(layout: BlobLayout | None) -> list[Any]:
+    lay = layout or BlobLayout()
+    return [lay.data_type, lay.components]
+
+
+def _layout(w: Any) -> BlobLayout:
+    return BlobLayout(str(w[0]), int(w[1]))
+
+
+def _blob_info(w: Any) -> BlobInfo | None:
+    return None if w is None else BlobInfo(BlobId(w[0]), _layout(w[1]), int(w[2]))
+
+
+def _blob_ids(w: Any) -> set[BlobId]:
+    return {BlobId(b) for b in w}
+
+
+def _commit_ids(w: Any) -> set[CommitId]:
+    return {CommitId(c) for c in w}
+
+
+def _commit_data(w: Any) -> CommitData:
+    return CommitData(CommitHeader.from_wire(w[0]), bytes(w[1]))
+
+
+def _commit_data_wire(data: CommitData) -> list[Any]:
+    return [data.header.to_wire(), data.program]
 
 
 def _ext(info: dict[str, Any]) -> ExtendInfo:
-    """Rebuild an ExtendInfo sent by the server."""
-    import uuid as _uuid
-
-    def ids(name: str) -> list[Any]:
-        return [_uuid.UUID(bytes=b) for b in info.get(name, [])]
+    def ids(name: str) -> list[uuid.UUID]:
+        return [uuid.UUID(bytes=b) for b in info.get(name, [])]
 
     return ExtendInfo(
         concepts=ids("concepts"),
@@ -102,42 +271,891 @@ def _ext(info: dict[str, Any]) -> ExtendInfo:
         attachments=ids("attachments"),
         pools=ids("pools"),
         memberships=[
-            (_uuid.UUID(bytes=a), _uuid.UUID(bytes=b)) for a, b in info.get("memberships", [])
+            (uuid.UUID(bytes=a), uuid.UUID(bytes=b)) for a, b in info.get("memberships", [])
         ],
     )
 
 
-def _layout(w: Any) -> BlobLayout:
-    return BlobLayout(str(w[0]), int(w[1]))
+def _served_info(d: dict[str, Any]) -> ServedDatabaseInfo:
+    return ServedDatabaseInfo(
+        str(d["name"]), str(d["kind"]), uuid.UUID(bytes=d["uuid"]), str(d["documentation"])
+    )
 
 
-class _Handler:
-    """Client side: receives subscription notifications."""
+def _key_wire(key: Key) -> bytes:
+    return key.concept.runtime_id.bytes + key.id.bytes
+
+
+def default_author() -> str:
+    """The author of this process's commits: ``COMMITDB_AUTHOR`` or the login name."""
+    env = os.environ.get("COMMITDB_AUTHOR")
+    if env:
+        return env
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database in some containers
+        return ""
+
+
+def _author(author: str | None) -> str:
+    return default_author() if author is None else author
+
+
+def _translate(exc: RemoteError) -> Exception:
+    """A server-side ValueError/TypeError comes back as itself."""
+    kind = exc.data.get("type") if isinstance(exc.data, dict) else None
+    builtin = _BUILTIN_ERRORS.get(kind) if exc.code == -32000 else None
+    if builtin is not None:
+        return builtin(exc.message.partition(": ")[2] or exc.message)
+    return exc
+
+
+_BUILTIN_ERRORS: dict[Any, type[Exception]] = {
+    "ValueError": ValueError,
+    "TypeError": TypeError,
+    "OverflowError": OverflowError,
+}
+
+
+def _check_key(att: Attachment, key: object, *, write: bool = False) -> Key:
+    where = f"{att.identifier} key"
+    if not isinstance(key, Key):
+        raise ValidationError(str(att.key_type), f"{type(key).__name__} {key!r}", where)
+    if not att.key_type.accepts_concept(key.concept):
+        raise ValidationError(str(att.key_type), f"key of {key.concept}", where)
+    if write and key.is_nil:
+        raise ValidationError("a key with a valid instance id", "the nil key", where)
+    return key
+
+
+def _value_wire(att: Attachment, key: Key, value: Any) -> Any:
+    """The wire form of a document, refused with the local database's located message."""
+    t = att.document_type
+    where = f"{att.identifier}[{key.id}]"
+    try:
+        return to_wire(value, t)
+    except ValidationError as exc:
+        try:
+            t.check(value, where)
+        except ValidationError as located:
+            raise located from None
+        raise ValidationError(exc.expected, exc.given, where) from None
+
+
+class _Stale(Exception):
+    """The cached definitions miss something the server knows: refresh and retry."""
+
+
+class _Defs:
+    """The definitions a remote caches, with lookups that say when they are stale."""
+
+    def __init__(self, definitions: Definitions, digest: str) -> None:
+        self.definitions = definitions
+        self.digest = digest
+
+    def attachment(self, ref: Attachment | str | uuid.UUID) -> Attachment:
+        try:
+            return self.definitions.check_attachment(ref)
+        except UnknownAttachmentError:
+            raise _Stale from None
+
+    def key(self, w: Any) -> Key:
+        concept = self.definitions.query_type(uuid.UUID(bytes=w[:16]))
+        if not isinstance(concept, ConceptType):
+            raise _Stale
+        return Key(concept, uuid.UUID(bytes=w[16:]))
+
+    def value(self, w: Any, t: Any) -> Any:
+        try:
+            return from_wire(w, t, self.definitions)
+        except DecodeError:
+            raise _Stale from None
+
+
+# --------------------------------------------------------------------------------------------
+# State cores (shared by the async and blocking states)
+
+_MISSING: Any = object()
+
+
+class _StateCore:
+    """What a remote state knows: its identity, and the documents and key sets fetched."""
+
+    def __init__(
+        self,
+        commit_id: CommitId,
+        definitions: Definitions,
+        virtual: tuple[CommitId, CommitId] | None = None,
+    ) -> None:
+        self.commit_id = commit_id
+        self.virtual = virtual
+        self.defs = definitions
+        self.initial = not commit_id.is_valid and virtual is None
+        self.spec: Any = (
+            [bytes(virtual[0]), bytes(virtual[1])]
+            if virtual is not None
+            else bytes(commit_id)
+            if commit_id.is_valid
+            else None
+        )
+        self.docs: dict[DocAddress, Any] = {}  # None: absent
+        self.keys: dict[bytes, set[Key]] = {}
+        self.requests = 0
+        self.hits = 0
+
+    def attachment(self, ref: Attachment | str | uuid.UUID) -> Attachment:
+        try:
+            return self.defs.check_attachment(ref)
+        except UnknownAttachmentError:
+            raise _Stale from None
+
+    def address(self, att: Attachment, key: object) -> DocAddress:
+        k = _check_key(att, key)
+        return att.runtime_id.bytes + _key_wire(k)
+
+    def cached(self, address: DocAddress) -> Any:
+        self.requests += 1
+        if self.initial:
+            self.hits += 1
+            return None
+        v = self.docs.get(address, _MISSING)
+        if v is not _MISSING:
+            self.hits += 1
+        return v
+
+    def store(self, address: DocAddress, att: Attachment, w: Any) -> Any:
+        try:
+            v = from_wire(w, OptionalType(att.document_type), self.defs)
+        except DecodeError:
+            raise _Stale from None
+        self.docs[address] = v
+        return v
+
+    def key_of(self, w: bytes) -> Key:
+        concept = self.defs.query_type(uuid.UUID(bytes=w[:16]))
+        if not isinstance(concept, ConceptType):
+            raise _Stale
+        return Key(concept, uuid.UUID(bytes=w[16:]))
+
+    def store_keys(self, att: Attachment, w: Any) -> set[Key]:
+        keys = {self.key_of(k) for k in w}
+        self.keys[att.runtime_id.bytes] = keys
+        return keys
+
+    def store_enumeration(self, att: Attachment, w: Any) -> list[tuple[Key, Any]]:
+        rid = att.runtime_id.bytes
+        t = att.document_type
+        out: list[tuple[Key, Any]] = []
+        for kw, dw in w:
+            try:
+                doc = from_wire(dw, t, self.defs)
+            except DecodeError:
+                raise _Stale from None
+            key = self.key_of(kw)
+            self.docs[rid + kw] = doc
+            out.append((key, copier(t)(doc)))
+        self.keys[rid] = {k for k, _ in out}
+        return out
+
+    def seed(self, entries: Any) -> None:
+        """Fill the cache with what a commit on this state's parent wrote (its snapshots)."""
+        for entry in entries:
+            address, ops, snap = entry[0], entry[1], entry[2]
+            att = self.defs.query_attachment(uuid.UUID(bytes=address[:16]))
+            if att is None:
+                continue
+            if snap is False:
+                self.docs[address] = None
+                continue
+            raw = DocEntry(self.commit_id, 0, ops, snap, 0, True, False).snapshot_bytes()
+            if raw is None:
+                continue
+            try:
+                self.docs[address] = decode(raw, att.document_type, self.defs)
+            except DecodeError:
+                continue
+
+    def resolved(self, address: DocAddress) -> _Resolved:
+        v = self.docs[address] if not self.initial else None
+        return _Resolved(ABSENT if v is None else v, 0, True)
+
+    def trace(self, att: Attachment, key: Key, w: Any) -> DocumentTrace:
+        t = att.document_type
+        value = from_wire(w[0], OptionalType(t), self.defs)
+        steps = [TraceStep(CommitId(c), op_from_wire(op, t, self.defs), err) for c, op, err in w[1]]
+        return DocumentTrace(att, key, value, steps, [CommitId(c) for c in w[2]])
+
+
+def _out(att: Attachment, v: Any) -> Any:
+    return None if v is None else copier(att.document_type)(v)
+
+
+class _StateCache:
+    """The states a remote database handed out, most recent last (a state never changes)."""
 
     def __init__(self) -> None:
-        self.queues: dict[str, anyio.abc.ObjectSendStream[Any]] = {}
+        self._states: OrderedDict[CommitId, Any] = OrderedDict()
+
+    def get(self, commit_id: CommitId) -> Any:
+        st = self._states.get(commit_id)
+        if st is not None:
+            self._states.move_to_end(commit_id)
+        return st
+
+    def put(self, commit_id: CommitId, state: Any) -> None:
+        self._states[commit_id] = state
+        if len(self._states) > _STATES:
+            self._states.popitem(last=False)
+
+    def clear(self) -> None:
+        self._states.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# Blocking transports
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class _Buffer:
+    """The events of one subscription waiting for their consumer (guarded by the
+    transport's condition)."""
+
+    __slots__ = ("consumed", "database", "done", "items", "window")
+
+    def __init__(self, database: str, window: int) -> None:
+        self.database = database
+        self.window = window
+        self.items: deque[CommitEvent | MissedEvents] = deque()
+        self.consumed = 0
+        self.done = False
+
+    def push(self, notify: Notify) -> None:
+        try:
+            if notify.method == "commit":
+                header = CommitHeader.from_wire(notify.args[0])
+                self.items.append(CommitEvent(self.database, header, int(notify.args[1])))
+            elif notify.method == "missed":
+                count, first = int(notify.args[0]), int(notify.args[1])
+                self.items.append(MissedEvents(self.database, count, first))
+        except (DecodeError, IndexError, TypeError, ValueError):
+            log.warning("malformed %s notification %r", notify.method, notify.args)
+
+
+class _BlockingTransport(ABC):
+    """A connection used from plain threads: calls, notifications, subscription buffers."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.buffers: dict[str, _Buffer] = {}
+        self.closed = False
+        self.reason: BaseException | None = None
+        self._reading = False
+        self._tags = itertools.count(1)
+
+    def new_tag(self) -> str:
+        """A subscription tag unique on this connection."""
+        return f"sub:{next(self._tags)}"
+
+    @abstractmethod
+    def call(self, target: str, method: str, args: list[Any], timeout: float | None) -> Any:
+        """Send a request and wait for its wire result."""
+
+    @abstractmethod
+    def notify(self, target: str, method: str, args: list[Any]) -> None:
+        """Send a notification."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+
+    @abstractmethod
+    def _reader_needed(self) -> bool:
+        """Whether a waiting thread must read the connection itself."""
+
+    @abstractmethod
+    def _pump(self, deadline: float | None) -> None:
+        """Read once (until `deadline` at most) and dispatch what arrived."""
+
+    def wait_for(self, ready: Callable[[], bool], deadline: float | None) -> bool:
+        """Wait until ``ready()`` (checked under the condition) is true, reading the
+        connection when no other thread does.
+
+        Returns:
+            False when the deadline passed first.
+
+        Raises:
+            ConnectionClosedError: The connection closed (and ``ready()`` is false).
+        """
+        while True:
+            with self.cond:
+                while True:
+                    if ready():
+                        return True
+                    if self.closed:
+                        raise ConnectionClosedError(str(self.reason)) from self.reason
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    if self._reader_needed():
+                        self._reading = True
+                        break
+                    self.cond.wait(remaining)
+            try:
+                self._pump(deadline)
+            finally:
+                with self.cond:
+                    self._reading = False
+                    self.cond.notify_all()
+
+    def _dispatch_notify(self, notify: Notify) -> None:
+        """Deliver a notification (called with the condition held)."""
+        buffer = self.buffers.get(notify.target)
+        if buffer is None:
+            return
+        buffer.push(notify)
+        self.cond.notify_all()
+
+    def _lost(self, reason: BaseException) -> None:
+        with self.cond:
+            if not self.closed:
+                self.closed = True
+                self.reason = reason
+            self.cond.notify_all()
+
+
+class _SocketTransport(_BlockingTransport):
+    """The protocol over a blocking TCP or Unix socket, no event loop.
+
+    Whichever thread waits for something reads the socket (one at a time) and hands what it
+    reads to the others: a single-threaded client never switches threads.
+    """
+
+    def __init__(self, sock: socket.socket, parser: FrameParser) -> None:
+        super().__init__()
+        self._sock = sock
+        self._parser = parser
+        self._send_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._results: dict[int, Any] = {}
+        self._waiting: set[int] = set()
+        self._selector: selectors.BaseSelector | None = None
+
+    def _reader_needed(self) -> bool:
+        return not self._reading
+
+    def _send(self, data: bytes) -> None:
+        try:
+            with self._send_lock:
+                self._sock.sendall(data)
+        except OSError as exc:
+            self._lost(ConnectionClosedError(f"connection lost while sending: {exc}"))
+            raise ConnectionClosedError(f"connection lost while sending: {exc}") from None
+
+    def call(self, target: str, method: str, args: list[Any], timeout: float | None) -> Any:
+        """Send a request and wait for its wire result."""
+        call_id = next(self._ids)
+        frame = encode_frame(encode_request(call_id, target, method, args))
+        results = self._results
+        with self.cond:
+            if self.closed:
+                raise ConnectionClosedError(str(self.reason)) from self.reason
+            self._waiting.add(call_id)
+        try:
+            self._send(frame)
+            deadline = time.monotonic() + timeout if timeout else None
+            if not self.wait_for(lambda: call_id in results, deadline):
+                try:
+                    self._send(encode_frame(encode_cancel(call_id)))
+                except ConnectionClosedError:
+                    pass
+                raise CallTimeoutError(f"{target}.{method} timed out after {timeout} s")
+            with self.cond:
+                value = results.pop(call_id)
+        finally:
+            with self.cond:
+                self._waiting.discard(call_id)
+                results.pop(call_id, None)
+        if type(value) is _Failure:
+            raise value.error
+        return value
+
+    def notify(self, target: str, method: str, args: list[Any]) -> None:
+        """Send a notification."""
+        self._send(encode_frame(encode_notify(target, method, args)))
+
+    def _pump(self, deadline: float | None) -> None:
+        sock = self._sock
+        try:
+            if deadline is not None:
+                if self._selector is None:
+                    self._selector = selectors.DefaultSelector()
+                    self._selector.register(sock, selectors.EVENT_READ)
+                if not self._selector.select(max(0.0, deadline - time.monotonic())):
+                    return
+            data = sock.recv(_RECEIVE)
+        except (OSError, ValueError) as exc:
+            self._lost(ConnectionClosedError(f"connection lost: {exc}"))
+            return
+        if not data:
+            self._lost(ConnectionClosedError("connection closed by the server"))
+            return
+        try:
+            frames = self._parser.feed(data)
+        except FrameTooLargeError as exc:
+            self._lost(ConnectionClosedError(f"connection closed: {exc}"))
+            return
+        with self.cond:
+            for frame in frames:
+                self._dispatch(frame)
+
+    def _dispatch(self, frame: bytes) -> None:
+        try:
+            pkt = decode_packet(frame)
+        except ProtocolError as exc:
+            log.warning("ignored a malformed packet from the server: %s", exc)
+            return
+        if type(pkt) is Result:
+            if pkt.id in self._waiting:
+                self._results[pkt.id] = pkt.value
+        elif type(pkt) is Error:
+            if pkt.id == 0:
+                log.info("the server reported: [%s] %s", pkt.code, pkt.message)
+            elif pkt.id in self._waiting:
+                self._results[pkt.id] = _Failure(error_from_wire(pkt.code, pkt.message, pkt.data))
+        elif type(pkt) is Notify:
+            self._dispatch_notify(pkt)
+        elif type(pkt) is Request:
+            log.warning("the server sent a request (%s.%s); ignored", pkt.target, pkt.method)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self._lost(ConnectionClosedError("connection closed"))
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        with self._send_lock:
+            self._sock.close()
+        if self._selector is not None:
+            self._selector.close()
+
+    @classmethod
+    def open(
+        cls, ep: Endpoint, hello: dict[str, Any], timeout: float
+    ) -> tuple[_SocketTransport, dict[str, Any]]:
+        """Connect and handshake.
+
+        Returns:
+            The transport and the server's welcome fields.
+        """
+        if ep.scheme == "tcp":
+            sock = socket.create_connection((ep.host, ep.port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(ep.path)
+            except BaseException:
+                sock.close()
+                raise
+        try:
+            parser = FrameParser(DEFAULT_MAX_FRAME_SIZE)
+            sock.sendall(encode_frame(encode_hello(PROTOCOL_VERSION, hello)))
+            frames: list[bytes] = []
+            while not frames:
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionClosedError("connection closed during the handshake")
+                frames = parser.feed(data, 1)
+            pkt = decode_packet(frames[0])
+            if isinstance(pkt, Error):
+                err = error_from_wire(pkt.code, pkt.message, pkt.data)
+                raise err if isinstance(err, HandshakeError) else HandshakeError(pkt.message)
+            if not isinstance(pkt, Hello) or not pkt.welcome:
+                raise ProtocolError("the server did not answer the hello with a welcome")
+            sock.settimeout(None)
+        except TimeoutError:
+            sock.close()
+            raise HandshakeError("no welcome within the connect timeout") from None
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, parser), pkt.fields
+
+
+class _PortalHandler:
+    """Receives the notifications of a portal transport (on the portal's event loop)."""
+
+    def __init__(self, transport: _PortalTransport) -> None:
+        self.transport = transport
 
     def handle_request(self, conn: Connection, req: Request) -> Any:
         raise MethodNotFoundError(f"this client serves no {req.target!r}")
 
     def handle_notify(self, conn: Connection, notify: Notify) -> None:
-        if not notify.target.startswith("sub:"):
-            return
-        q = self.queues.get(notify.target[4:])
-        if q is None:
-            return
-        if notify.method == "commit":
-            item: Any = CommitEvent(notify.target[4:], CommitHeader.from_wire(notify.args[0]))
-        elif notify.method == "missed":
-            item = MissedEvents(int(notify.args[0]))
-        else:
-            return
+        with self.transport.cond:
+            self.transport._dispatch_notify(notify)
+
+
+class _PortalTransport(_BlockingTransport):
+    """The async client run in a helper thread (used for TLS, whose objects cannot be read
+    and written by two threads at once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._conn_cm: AbstractContextManager[Connection] | None = None
+        self._portal: BlockingPortal | None = None
+        self._conn: Connection | None = None
+
+    def _reader_needed(self) -> bool:
+        return False  # the portal's event loop reads
+
+    def _pump(self, deadline: float | None) -> None:
+        return None
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        hello: dict[str, Any],
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None,
+        timeout: float,
+    ) -> tuple[_PortalTransport, dict[str, Any]]:
+        """Connect and handshake in a new portal thread."""
+        t = cls()
+        t._portal_cm = start_blocking_portal()
+        portal = t._portal = t._portal_cm.__enter__()
         try:
-            q.send_nowait(item)
+
+            async def connect() -> tuple[Connection, dict[str, Any]]:
+                return await open_connection(
+                    url,
+                    hello,
+                    handler=_PortalHandler(t),
+                    ssl_context=ssl_context,
+                    server_hostname=server_hostname,
+                    timeout=timeout,
+                )
+
+            conn, welcome = portal.call(connect)
+            t._conn = conn
+            t._conn_cm = portal.wrap_async_context_manager(conn)
+            t._conn_cm.__enter__()
+            portal.start_task_soon(t._watch, conn)
+        except BaseException:
+            t._portal_cm.__exit__(None, None, None)
+            raise
+        return t, welcome
+
+    async def _watch(self, conn: Connection) -> None:
+        await conn.closed_event.wait()
+        self._lost(ConnectionClosedError("connection closed by the server"))
+
+    def call(self, target: str, method: str, args: list[Any], timeout: float | None) -> Any:
+        """Send a request and wait for its wire result."""
+        if self.closed or self._portal is None or self._conn is None:
+            raise ConnectionClosedError(str(self.reason)) from self.reason
+        conn = self._conn
+
+        async def run() -> Any:
+            return await conn.call(target, method, args, timeout=timeout)
+
+        try:
+            return self._portal.call(run)
+        except RuntimeError as exc:  # the portal stopped
+            raise ConnectionClosedError(f"connection closed: {exc}") from None
+
+    def notify(self, target: str, method: str, args: list[Any]) -> None:
+        """Send a notification."""
+        if self.closed or self._portal is None or self._conn is None:
+            raise ConnectionClosedError(str(self.reason)) from self.reason
+        conn = self._conn
+
+        async def run() -> None:
+            await conn.notify(target, method, args)
+
+        self._portal.call(run)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self._lost(ConnectionClosedError("connection closed"))
+        conn_cm, self._conn_cm = self._conn_cm, None
+        portal_cm, self._portal_cm = self._portal_cm, None
+        try:
+            if conn_cm is not None:
+                conn_cm.__exit__(None, None, None)
+        finally:
+            if portal_cm is not None:
+                portal_cm.__exit__(None, None, None)
+
+
+def _open_blocking(
+    url: str,
+    credentials: Any,
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
+    timeout: float,
+) -> tuple[_BlockingTransport, dict[str, Any]]:
+    hello: dict[str, Any] = {"client": "commitdb-python"}
+    if credentials is not None:
+        hello["credentials"] = credentials
+    ep = parse_endpoint(url)
+    if ep.tls:
+        return _PortalTransport.open(url, hello, ssl_context, server_hostname, timeout)
+    return _SocketTransport.open(ep, hello, timeout)
+
+
+def _served(welcome: dict[str, Any], name: str, kind: str) -> None:
+    served = {d["name"]: d for d in welcome.get("databases", [])}
+    d = served.get(name)
+    if d is None or d.get("kind") != kind:
+        raise MethodNotFoundError(
+            f"the server has no {kind} database named {name!r} "
+            f"(served: {', '.join(sorted(served)) or 'none'})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Subscriptions
+
+
+class Subscription:
+    """New commits of a served commit database, as they land (blocking).
+
+    Iterate (``for event in sub``), or call :meth:`get`; each item is a :class:`CommitEvent`,
+    or a :class:`MissedEvents` when this subscriber fell behind. With a callback the events
+    are delivered to it from a helper thread instead. :meth:`close` (or leaving the ``with``
+    block) unsubscribes; an exception raised by the callback stops the delivery and is raised
+    again by :meth:`close`. If the connection is lost, iteration raises
+    :class:`~rpc.errors.ConnectionClosedError`.
+    """
+
+    def __init__(
+        self,
+        db: CommitDatabaseRemote,
+        tag: str,
+        first_seq: int,
+        buffer: _Buffer,
+        callback: Callable[[CommitEvent | MissedEvents], Any] | None,
+    ) -> None:
+        self._db = db
+        self._transport = db._transport
+        self._target = tag
+        self.first_seq = first_seq
+        self._buffer = buffer
+        self._ack_every = max(1, buffer.window // 4)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        if callback is not None:
+            self._thread = threading.Thread(
+                target=self._run, args=(callback,), name=f"commitdb-{db.name}-{tag}"
+            )
+            self._thread.daemon = True
+            self._thread.start()
+
+    def get(self, timeout: float | None = None) -> CommitEvent | MissedEvents:
+        """The next event.
+
+        Args:
+            timeout: Seconds to wait at most (None: no limit).
+
+        Returns:
+            The next event.
+
+        Raises:
+            TimeoutError: Nothing arrived in time.
+            StopIteration: The subscription was closed.
+            ConnectionClosedError: The connection was lost.
+        """
+        buf = self._buffer
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        if not self._transport.wait_for(lambda: bool(buf.items) or buf.done, deadline):
+            raise TimeoutError(f"no commit announced within {timeout} s")
+        ack = 0
+        with self._transport.cond:
+            if not buf.items:
+                raise StopIteration
+            item = buf.items.popleft()
+            buf.consumed += 1
+            if buf.consumed >= self._ack_every:
+                ack, buf.consumed = buf.consumed, 0
+        if ack and not buf.done:
+            try:
+                self._transport.notify(self._target, "ack", [ack])
+            except ConnectionClosedError:
+                pass
+        return item
+
+    def __iter__(self) -> Iterator[CommitEvent | MissedEvents]:
+        return self
+
+    def __next__(self) -> CommitEvent | MissedEvents:
+        return self.get()
+
+    def pending(self) -> int:
+        """Events received and not consumed yet."""
+        with self._transport.cond:
+            return len(self._buffer.items)
+
+    def _run(self, callback: Callable[[CommitEvent | MissedEvents], Any]) -> None:
+        try:
+            for event in self:
+                callback(event)
+        except ConnectionClosedError as exc:
+            if not self._closed:
+                self._error = exc
+        except BaseException as exc:  # reported by close()
+            log.warning("a subscription callback failed: %r", exc)
+            self._error = exc
+
+    def close(self) -> None:
+        """Unsubscribe; wait for the callback thread; raise what the callback raised."""
+        if not self._closed:
+            self._closed = True
+            with self._transport.cond:
+                self._buffer.done = True
+                self._transport.buffers.pop(self._target, None)
+                self._transport.cond.notify_all()
+            if not self._transport.closed:
+                try:
+                    self._db._call("unsubscribe", self._target)
+                except (ConnectionClosedError, DatabaseClosedError):
+                    pass
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncSubscription:
+    """New commits of a served commit database, as they land (async iterator).
+
+    Each item is a :class:`CommitEvent`, or a :class:`MissedEvents` when this subscriber fell
+    behind. Obtained from :meth:`AsyncCommitDatabaseRemote.subscribe`.
+    """
+
+    def __init__(
+        self,
+        remote: AsyncCommitDatabaseRemote,
+        tag: str,
+        first_seq: int,
+        window: int,
+        receive: MemoryObjectReceiveStream[CommitEvent | MissedEvents],
+    ) -> None:
+        self._remote = remote
+        self._target = tag
+        self.first_seq = first_seq
+        self._receive = receive
+        self._ack_every = max(1, window // 4)
+        self._consumed = 0
+
+    async def receive(self) -> CommitEvent | MissedEvents:
+        """The next event.
+
+        Raises:
+            EndOfStream: The subscription was closed.
+            ConnectionClosedError: The connection was lost.
+        """
+        try:
+            item = self._receive.receive_nowait()
         except anyio.WouldBlock:
-            pass  # the local queue is bounded too; the server reports misses
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self.queues.pop(notify.target[4:], None)
+            item = await self._wait()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise anyio.EndOfStream from None
+        self._consumed += 1
+        if self._consumed >= self._ack_every:
+            n, self._consumed = self._consumed, 0
+            conn = self._remote.connection
+            if not conn.closed:
+                conn.notify_nowait(self._target, "ack", [n])
+        return item
+
+    async def _wait(self) -> CommitEvent | MissedEvents:
+        conn = self._remote.connection
+        got: list[CommitEvent | MissedEvents] = []
+
+        async with anyio.create_task_group() as tg:
+
+            async def item() -> None:
+                try:
+                    got.append(await self._receive.receive())
+                except (anyio.EndOfStream, anyio.ClosedResourceError):
+                    pass
+                tg.cancel_scope.cancel()
+
+            async def lost() -> None:
+                await conn.closed_event.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(item)
+            tg.start_soon(lost)
+        if got:
+            return got[0]
+        if conn.closed and not self._remote._user_closed:
+            raise ConnectionClosedError("connection lost")
+        raise anyio.EndOfStream
+
+    def __aiter__(self) -> AsyncSubscription:
+        return self
+
+    async def __anext__(self) -> CommitEvent | MissedEvents:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+
+class _AsyncHandler:
+    """Client side of an async remote: receives subscription notifications."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.streams: dict[str, MemoryObjectSendStream[CommitEvent | MissedEvents]] = {}
+        self.windows: dict[str, int] = {}
+
+    def handle_request(self, conn: Connection, req: Request) -> Any:
+        raise MethodNotFoundError(f"this client serves no {req.target!r}")
+
+    def handle_notify(self, conn: Connection, notify: Notify) -> None:
+        stream = self.streams.get(notify.target)
+        if stream is None:
+            return
+        buf = _Buffer(self.database, 1)
+        buf.push(notify)
+        for item in buf.items:
+            try:
+                stream.send_nowait(item)
+            except anyio.WouldBlock:
+                log.warning("subscription buffer full; an event was dropped")
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self.streams.pop(notify.target, None)
+
+
+# --------------------------------------------------------------------------------------------
+# Async remotes
 
 
 async def list_databases(
@@ -145,19 +1163,33 @@ async def list_databases(
     *,
     credentials: Any = None,
     ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
     timeout: float = 10.0,
-) -> list[dict[str, Any]]:
-    """The databases a server offers: name, kind ('commit'/'flat'), uuid, documentation."""
+) -> list[ServedDatabaseInfo]:
+    """The databases a server offers.
+
+    Args:
+        url: The server's URL.
+        credentials: What the server's authenticator expects (a token).
+        ssl_context: The TLS context (``tls://`` URLs).
+        server_hostname: The name to check the server certificate against.
+        timeout: Seconds to connect at most.
+
+    Returns:
+        One info per served database.
+    """
     hello: dict[str, Any] = {"client": "commitdb-python"}
     if credentials is not None:
         hello["credentials"] = credentials
-    conn, welcome = await open_connection(url, hello, ssl_context=ssl_context, timeout=timeout)
+    conn, welcome = await open_connection(
+        url, hello, ssl_context=ssl_context, server_hostname=server_hostname, timeout=timeout
+    )
     async with conn:
-        return list(welcome.get("databases", []))
+        return [_served_info(d) for d in welcome.get("databases", [])]
 
 
-class _RemoteBase:
-    """Shared plumbing: the connection, the target, definitions cache."""
+class _AsyncBase:
+    """Shared plumbing of the async remotes: the connection, the target, definitions."""
 
     kind = ""
 
@@ -166,32 +1198,47 @@ class _RemoteBase:
         self.name = name
         self.timeout = timeout
         self._target = f"{'cdb' if self.kind == 'commit' else 'db'}:{name}"
-        self._defs: Definitions | None = None
-        self._defs_digest = ""
+        self._defs: _Defs | None = None
+        self._user_closed = False
 
     async def _call(self, method: str, *args: Any) -> Any:
-        return await self.connection.call(self._target, method, list(args), timeout=self.timeout)
+        if self._user_closed:
+            raise DatabaseClosedError(f"{self.name}: the database is closed")
+        try:
+            return await self.connection.call(
+                self._target, method, list(args), timeout=self.timeout
+            )
+        except RemoteError as exc:
+            raise _translate(exc) from None
 
-    async def definitions(self) -> Definitions:
-        """The database's definitions (fetched fresh: another client may have extended them)."""
-        digest = await self._call("definitions_hexdigest")
-        if self._defs is None or digest != self._defs_digest:
-            self._defs = decode_definitions(await self._call("definitions"))
-            self._defs_digest = digest
+    async def _fresh_defs(self) -> _Defs:
+        digest = str(await self._call("definitions_hexdigest"))
+        if self._defs is None or digest != self._defs.digest:
+            raw = await self._call("definitions")
+            self._defs = _Defs(decode_definitions(raw), digest)
         return self._defs
 
-    async def _cached_defs(self) -> Definitions:
-        return self._defs if self._defs is not None else await self.definitions()
+    async def _cached_defs(self) -> _Defs:
+        return self._defs if self._defs is not None else await self._fresh_defs()
 
     async def _attachment(self, attachment: Attachment | str) -> Attachment:
-        defs = await self._cached_defs()
         try:
-            return defs.check_attachment(attachment)
-        except UnknownAttachmentError:
-            return (await self.definitions()).check_attachment(attachment)
+            return (await self._cached_defs()).attachment(attachment)
+        except _Stale:
+            pass
+        try:
+            return (await self._fresh_defs()).attachment(attachment)
+        except _Stale:
+            raise UnknownAttachmentError(
+                f"attachment {_ref(attachment)} is not registered"
+            ) from None
+
+    async def definitions(self) -> Definitions:
+        """The database's definitions (fresh: another client may have extended them)."""
+        return (await self._fresh_defs()).definitions
 
     async def extend_definitions(self, definitions: Definitions) -> ExtendInfo:
-        """Extend the database's definitions (additive)."""
+        """Add types and attachments (additive only)."""
         info = await self._call("extend_definitions", encode_definitions(definitions))
         self._defs = None
         return _ext(info)
@@ -200,11 +1247,9 @@ class _RemoteBase:
         """Digest of the definitions."""
         return str(await self._call("definitions_hexdigest"))
 
-    async def uuid(self) -> Any:
+    async def uuid(self) -> uuid.UUID:
         """The database uuid."""
-        import uuid as _uuid
-
-        return _uuid.UUID(bytes=await self._call("uuid"))
+        return uuid.UUID(bytes=await self._call("uuid"))
 
     async def documentation(self) -> str:
         """The database documentation."""
@@ -215,28 +1260,34 @@ class _RemoteBase:
         return str(await self._call("codec_name"))
 
     def path(self) -> str:
-        """The served name (a remote never sees the server's filesystem)."""
+        """The served name (a client never sees the server's filesystem)."""
+        self._check_open()
         return self.name
 
     def in_memory(self) -> bool:
-        """Remote databases are not memory databases."""
+        """False: the database lives on the server."""
+        self._check_open()
         return False
 
+    def _check_open(self) -> None:
+        if self._user_closed:
+            raise DatabaseClosedError(f"{self.name}: the database is closed")
+
     def is_closed(self) -> bool:
-        """True once the connection is closed."""
-        return self.connection.closed
+        """True once closed (by :meth:`aclose` or because the connection was lost)."""
+        return self._user_closed or self.connection.closed
 
     async def aclose(self) -> None:
-        """Close the connection."""
+        """Close the connection (idempotent)."""
+        self._user_closed = True
         await self.connection.aclose()
 
     # -- blobs ----------------------------------------------------------------------------
     async def create_blob(
         self, data: bytes | bytearray | memoryview, layout: BlobLayout | None = None
     ) -> BlobId:
-        """Store a blob on the server."""
-        lay = layout or BlobLayout()
-        return BlobId(await self._call("create_blob", bytes(data), [lay.data_type, lay.components]))
+        """Store a blob (idempotent) and return its id."""
+        return BlobId(await self._call("create_blob", bytes(data), _layout_wire(layout)))
 
     async def blob(self, blob_id: BlobId) -> bytes | None:
         """A whole blob, or None."""
@@ -248,123 +1299,236 @@ class _RemoteBase:
         return bytes(await self._call("read_blob", bytes(blob_id), size, offset))
 
     async def blob_info(self, blob_id: BlobId) -> BlobInfo | None:
-        """Layout and size of a blob."""
-        w = await self._call("blob_info", bytes(blob_id))
-        return None if w is None else BlobInfo(BlobId(w[0]), _layout(w[1]), int(w[2]))
+        """Layout and size of a blob, or None."""
+        return _blob_info(await self._call("blob_info", bytes(blob_id)))
+
+    async def blob_infos(self, blob_ids: Iterable[BlobId]) -> list[BlobInfo]:
+        """Infos of the stored blobs among `blob_ids`."""
+        w = await self._call("blob_infos", [bytes(b) for b in blob_ids])
+        return [BlobInfo(BlobId(i), _layout(lay), int(s)) for i, lay, s in w]
 
     async def blob_ids(self) -> set[BlobId]:
         """Every stored blob id."""
-        return {BlobId(b) for b in await self._call("blob_ids")}
+        return _blob_ids(await self._call("blob_ids"))
 
     async def blob_statistics(self) -> BlobStatistics:
         """Count and sizes of stored blobs."""
         return BlobStatistics(*await self._call("blob_statistics"))
 
 
-class AsyncRemoteCommitState:
-    """A state of a remote commit database (evaluated on the server, cached here)."""
+def _ref(attachment: object) -> str:
+    return attachment.identifier if isinstance(attachment, Attachment) else str(attachment)
 
-    def __init__(
-        self, db: AsyncCommitDatabaseRemote, commit_id: CommitId, definitions: Definitions
-    ) -> None:
+
+class AsyncRemoteCommitState:
+    """A state of a remote commit database (evaluated on the server, cached here).
+
+    A :class:`~commitdb.CommitMutableState` may be built on it; its reads of documents not
+    fetched yet need a round trip, which can only be made from a worker thread (build the
+    mutable state in ``anyio.to_thread.run_sync``, or fetch the documents first with
+    :meth:`get_many` or :meth:`enumerate`).
+    """
+
+    def __init__(self, db: AsyncCommitDatabaseRemote, core: _StateCore) -> None:
         self._db = db
-        self._commit_id = commit_id
-        self._defs = definitions
-        self._docs: dict[DocAddress, Any] = {}
-        self._keys: dict[bytes, set[Key]] = {}
+        self._core = core
+
+    @property
+    def _virtual(self) -> tuple[CommitId, CommitId] | None:
+        return self._core.virtual
 
     def commit_id(self) -> CommitId:
-        """The commit of this state."""
-        return self._commit_id
+        """The commit of this state (INVALID for the initial state or a virtual merge)."""
+        return self._core.commit_id
 
     def definitions(self) -> Definitions:
         """The definitions typing the documents."""
-        return self._defs
+        return self._core.defs
 
-    def _wire_cid(self) -> bytes | None:
-        return bytes(self._commit_id) if self._commit_id.is_valid else None
+    def database(self) -> AsyncCommitDatabaseRemote:
+        """The remote database."""
+        return self._db
 
-    def _check(
-        self, attachment: Attachment | str, key: Key | None = None
-    ) -> tuple[Attachment, bytes]:
-        att = self._defs.check_attachment(attachment)
-        if key is None:
-            return att, b""
-        if not isinstance(key, Key) or not att.key_type.accepts_concept(key.concept):
-            raise ValidationError(str(att.key_type), repr(key), f"{att.identifier} key")
-        return att, _key_wire(key)
+    def attachment_getting(self) -> AsyncRemoteCommitState:
+        """This state, as the read interface."""
+        return self
+
+    def __repr__(self) -> str:
+        c = self._core.commit_id
+        return f"<AsyncRemoteCommitState {c.hex()[:12] if c.is_valid else 'initial'}>"
+
+    async def _att(self, attachment: Attachment | str) -> Attachment:
+        try:
+            return self._core.attachment(attachment)
+        except _Stale:
+            self._core.defs = await self._db.definitions()
+        try:
+            return self._core.attachment(attachment)
+        except _Stale:
+            raise UnknownAttachmentError(
+                f"attachment {_ref(attachment)} is not registered"
+            ) from None
+
+    async def _retry(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except _Stale:
+            self._core.defs = await self._db.definitions()
+        try:
+            return fn()
+        except _Stale:
+            raise DecodeError("the server sent a value of unknown types") from None
 
     async def get(self, attachment: Attachment | str, key: Key) -> Any:
-        """The document, or None."""
-        att, kw = self._check(attachment, key)
-        address = att.runtime_id.bytes + kw
-        if address not in self._docs:
-            w = await self._db._call("state_get", self._wire_cid(), att.runtime_id.bytes, kw)
-            self._docs[address] = from_wire(w, OptionalType(att.document_type), self._defs)
-        v = self._docs[address]
-        return None if v is None else _copy(att, v)
+        """A copy of the document, or None."""
+        att = await self._att(attachment)
+        address = self._core.address(att, key)
+        v = self._core.cached(address)
+        if v is _MISSING:
+            w = await self._db._call(
+                "state_get", self._core.spec, att.runtime_id.bytes, address[16:]
+            )
+            v = await self._retry(lambda: self._core.store(address, att, w))
+        return _out(att, v)
 
     async def has(self, attachment: Attachment | str, key: Key) -> bool:
         """True if the document exists."""
-        return await self.get(attachment, key) is not None
+        att = await self._att(attachment)
+        address = self._core.address(att, key)
+        v = self._core.cached(address)
+        if v is _MISSING:
+            w = await self._db._call(
+                "state_get", self._core.spec, att.runtime_id.bytes, address[16:]
+            )
+            v = await self._retry(lambda: self._core.store(address, att, w))
+        return v is not None
 
     async def keys(self, attachment: Attachment | str) -> set[Key]:
         """Keys of the existing documents."""
-        att, _ = self._check(attachment)
-        cached = self._keys.get(att.runtime_id.bytes)
+        att = await self._att(attachment)
+        if self._core.initial:
+            return set()
+        cached = self._core.keys.get(att.runtime_id.bytes)
         if cached is None:
-            w = await self._db._call("state_keys", self._wire_cid(), att.runtime_id.bytes)
-            cached = {_key_from_wire(k, self._defs) for k in w}
-            self._keys[att.runtime_id.bytes] = cached
+            w = await self._db._call("state_keys", self._core.spec, att.runtime_id.bytes)
+            cached = await self._retry(lambda: self._core.store_keys(att, w))
         return set(cached)
 
     async def enumerate(self, attachment: Attachment | str) -> list[tuple[Key, Any]]:
-        """(key, document) of every document, in one round trip (cached)."""
-        att, _ = self._check(attachment)
-        w = await self._db._call("state_enumerate", self._wire_cid(), att.runtime_id.bytes)
-        out = []
-        rid = att.runtime_id.bytes
-        for kw, dw in w:
-            key = _key_from_wire(kw, self._defs)
-            doc = from_wire(dw, att.document_type, self._defs)
-            self._docs[rid + kw] = doc
-            out.append((key, _copy(att, doc)))
-        self._keys[rid] = {k for k, _ in out}
-        return out
+        """(key, document copy) of every document, in key order (one round trip)."""
+        att = await self._att(attachment)
+        if self._core.initial:
+            return []
+        w = await self._db._call("state_enumerate", self._core.spec, att.runtime_id.bytes)
+        return await self._retry(lambda: self._core.store_enumeration(att, w))
 
     async def get_many(self, attachment: Attachment | str, keys: Iterable[Key]) -> list[Any]:
         """Several documents in one round trip (None for absent ones)."""
-        att, _ = self._check(attachment)
-        kws = [self._check(att, k)[1] for k in keys]
-        w = await self._db._call("state_get_many", self._wire_cid(), att.runtime_id.bytes, kws)
-        t = OptionalType(att.document_type)
-        out = []
-        for kw, dw in zip(kws, w, strict=True):
-            v = from_wire(dw, t, self._defs)
-            self._docs[att.runtime_id.bytes + kw] = v
-            out.append(None if v is None else _copy(att, v))
-        return out
+        att = await self._att(attachment)
+        addresses = [self._core.address(att, k) for k in keys]
+        missing = [a for a in addresses if self._core.cached(a) is _MISSING]
+        if missing:
+            w = await self._db._call(
+                "state_get_many", self._core.spec, att.runtime_id.bytes, [a[16:] for a in missing]
+            )
 
-    def _cached(self, address: DocAddress) -> Any:
-        return self._docs.get(address, ABSENT)
+            def store() -> None:
+                for a, dw in zip(missing, w, strict=True):
+                    self._core.store(a, att, dw)
+
+            await self._retry(store)
+        return [_out(att, None if self._core.initial else self._core.docs[a]) for a in addresses]
+
+    async def enabled_by_commit_id(self) -> dict[CommitId, bool]:
+        """The enable flag of every commit in the history."""
+        if self._core.initial:
+            return {}
+        w = await self._db._call("state_enabled", self._core.spec)
+        return {CommitId(c): bool(f) for c, f in w}
+
+    async def eval_actions(self) -> list[EvalAction]:
+        """The Mutations commits of the history, latest first, with their enable flags."""
+        if self._core.initial:
+            return []
+        w = await self._db._call("state_eval_actions", self._core.spec)
+        return [EvalAction(CommitHeader.from_wire(h), bool(f)) for h, f in w]
+
+    async def trace(self, attachment: Attachment | str, key: Key) -> DocumentTrace:
+        """Replay one document from its last set, reporting each opcode and its failure."""
+        att = await self._att(attachment)
+        k = _check_key(att, key)
+        if self._core.initial:
+            return DocumentTrace(att, k, None)
+        w = await self._db._call("state_trace", self._core.spec, att.runtime_id.bytes, _key_wire(k))
+        return self._core.trace(att, k, w)
+
+    async def cache_preload(self) -> float:
+        """Fetch every document of every attachment; returns the seconds taken."""
+        t0 = time.perf_counter()
+        for att in self._core.defs.attachments():
+            await self.enumerate(att)
+        return time.perf_counter() - t0
+
+    def cache_hit_rate(self) -> float:
+        """Share of document reads served from this client's cache."""
+        core = self._core
+        return core.hits / core.requests if core.requests else 0.0
+
+    # what CommitMutableState needs from its base
+    def _resolve(self, address: DocAddress, att: Attachment) -> _Resolved:
+        if self._core.initial or address in self._core.docs:
+            return self._core.resolved(address)
+        try:
+            anyio.from_thread.run(self.get, att, self._key_of(address))
+        except RuntimeError:  # not in a worker thread
+            raise CommitError(
+                "this document was not fetched: read it first (get, get_many, enumerate) "
+                "or build the mutable state in a worker thread"
+            ) from None
+        return self._core.resolved(address)
+
+    def _key_of(self, address: DocAddress) -> Key:
+        try:
+            return self._core.key_of(address[16:])
+        except _Stale:
+            raise UnknownAttachmentError("a key of an unknown concept") from None
 
 
-def _copy(att: Attachment, v: Any) -> Any:
-    from commitdb.copier import copier
+class _ThreadWriter:
+    """Lets a CommitMutableState commit through an async remote from a worker thread."""
 
-    return copier(att.document_type)(v)
+    def __init__(self, remote: AsyncCommitDatabaseRemote) -> None:
+        self._remote = remote
+
+    def _write_mutations(
+        self, label: str, base: CommitId, entries: Any, blob_ids: Any, author: str | None
+    ) -> CommitId:
+        remote = self._remote
+        program = program_bytes((e[0], e[1]) for e in entries)
+
+        async def run() -> CommitId:
+            cid = await remote.commit_program(label, base, program, author=author)
+            remote._seed(cid, entries)
+            return cid
+
+        return anyio.from_thread.run(run)
 
 
-class AsyncCommitDatabaseRemote(_RemoteBase):
-    """A commit database served by ``commitdb serve`` (async API)."""
+class AsyncCommitDatabaseRemote(_AsyncBase):
+    """A commit database served by ``commitdb serve`` (async API; the local names)."""
 
     kind = "commit"
 
     def __init__(
-        self, conn: Connection, name: str, timeout: float | None, handler: _Handler
+        self, conn: Connection, name: str, timeout: float | None, handler: _AsyncHandler
     ) -> None:
         super().__init__(conn, name, timeout)
         self._handler = handler
+        self._states = _StateCache()
+        self._tags = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return f"<AsyncCommitDatabaseRemote {self.name}>"
 
     @classmethod
     @asynccontextmanager
@@ -375,240 +1539,317 @@ class AsyncCommitDatabaseRemote(_RemoteBase):
         *,
         credentials: Any = None,
         ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
         timeout: float | None = None,
         connect_timeout: float = 10.0,
     ) -> AsyncIterator[AsyncCommitDatabaseRemote]:
-        """Connect to a server and open the commit database served as `name`."""
-        async with _open(url, name, "commit", credentials, ssl_context, connect_timeout) as (
-            conn,
-            handler,
-        ):
+        """Connect to a server and open the commit database served as `name`.
+
+        Args:
+            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
+            name: The served name.
+            credentials: What the server's authenticator expects (a token).
+            ssl_context: The TLS context (``tls://`` URLs).
+            server_hostname: The name to check the server certificate against.
+            timeout: Seconds each call may take (None: no limit).
+            connect_timeout: Seconds to connect at most.
+
+        Yields:
+            The remote database, closed on exit.
+        """
+        handler = _AsyncHandler(name)
+        async with _open_async(
+            url, name, "commit", credentials, ssl_context, server_hostname, connect_timeout, handler
+        ) as conn:
             remote = cls(conn, name, timeout, handler)
-            await remote.definitions()
-            yield remote
+            await remote._fresh_defs()
+            try:
+                yield remote
+            finally:
+                remote._user_closed = True
 
     # -- DAG ------------------------------------------------------------------------------
     async def data_version(self) -> int:
-        """The server's change counter."""
+        """A counter bumped by every write."""
         return int(await self._call("data_version"))
 
     async def commit_ids(self) -> set[CommitId]:
         """Every commit id."""
-        return {CommitId(c) for c in await self._call("commit_ids")}
+        return _commit_ids(await self._call("commit_ids"))
 
     async def commit_ids_in_order(self) -> list[CommitId]:
         """Every commit id in creation order."""
         return [CommitId(c) for c in await self._call("commit_ids_in_order")]
 
     async def commits_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, CommitId]]:
-        """(sequence, id) of commits created at or after `seq`."""
+        """(creation sequence, id) of the commits created at or after `seq`, oldest first."""
         return [(int(s), CommitId(c)) for s, c in await self._call("commits_since", seq, limit)]
 
     async def head_commit_ids(self) -> set[CommitId]:
-        """Current heads."""
-        return {CommitId(c) for c in await self._call("head_commit_ids")}
+        """Commits that are neither a parent nor a merge target."""
+        return _commit_ids(await self._call("head_commit_ids"))
 
     async def children_commit_ids(self, commit_id: CommitId) -> set[CommitId]:
-        """Children of a commit."""
-        return {CommitId(c) for c in await self._call("children_commit_ids", bytes(commit_id))}
+        """Commits whose parent is `commit_id`."""
+        return _commit_ids(await self._call("children_commit_ids", _wid(commit_id)))
 
     async def nephew_commit_ids(self, commit_id: CommitId) -> set[CommitId]:
-        """Merges targeting a commit."""
-        return {CommitId(c) for c in await self._call("nephew_commit_ids", bytes(commit_id))}
+        """Merge commits whose target is `commit_id`."""
+        return _commit_ids(await self._call("nephew_commit_ids", _wid(commit_id)))
 
     async def first_commit_id(self) -> CommitId | None:
-        """First commit in creation order."""
-        r = await self._call("first_commit_id")
-        return None if r is None else CommitId(r)
+        """The first commit in creation order (None if empty)."""
+        return _opt_cid(await self._call("first_commit_id"))
 
     async def last_commit_id(self) -> CommitId | None:
-        """Latest commit by timestamp."""
-        r = await self._call("last_commit_id")
-        return None if r is None else CommitId(r)
+        """The commit with the greatest timestamp (None if empty)."""
+        return _opt_cid(await self._call("last_commit_id"))
 
     async def commit_exists(self, commit_id: CommitId) -> bool:
         """True if the commit is stored."""
-        return bool(await self._call("commit_exists", bytes(commit_id)))
+        return bool(await self._call("commit_exists", _wid(commit_id)))
 
     async def commit_header(self, commit_id: CommitId) -> CommitHeader:
-        """A commit's header."""
-        return CommitHeader.from_wire(await self._call("commit_header", bytes(commit_id)))
+        """The header of a commit (UnknownCommitError if absent)."""
+        return CommitHeader.from_wire(await self._call("commit_header", _wid(commit_id)))
 
     async def commit_count(self) -> int:
         """Number of commits."""
         return int(await self._call("commit_count"))
 
     async def is_ancestor(self, ancestor: CommitId, descendant: CommitId) -> bool:
-        """Reachability (reflexive)."""
-        return bool(await self._call("is_ancestor", bytes(ancestor), bytes(descendant)))
+        """Reachability through parent and merge-target links (reflexive)."""
+        return bool(await self._call("is_ancestor", _wid(ancestor), _wid(descendant)))
 
     async def is_mergeable(self, parent: CommitId, target: CommitId) -> bool:
-        """True if the commits diverged."""
-        return bool(await self._call("is_mergeable", bytes(parent), bytes(target)))
+        """True if the two commits have diverged."""
+        return bool(await self._call("is_mergeable", _wid(parent), _wid(target)))
 
     async def linearization(self, commit_id: CommitId) -> list[CommitId]:
-        """Linearized history."""
-        return [CommitId(c) for c in await self._call("linearization", bytes(commit_id))]
+        """The linearized history of a commit."""
+        return [CommitId(c) for c in await self._call("linearization", _wid(commit_id))]
 
     async def enabled_by_commit_id(self, commit_id: CommitId) -> dict[CommitId, bool]:
-        """Enable flags of a commit's history."""
-        return {
-            CommitId(c): bool(f)
-            for c, f in await self._call("enabled_by_commit_id", bytes(commit_id))
-        }
+        """The enable flag of every commit in the history of `commit_id`."""
+        w = await self._call("enabled_by_commit_id", _wid(commit_id))
+        return {CommitId(c): bool(f) for c, f in w}
 
     # -- writing --------------------------------------------------------------------------
     async def commit_program(
-        self, label: str, base: CommitId, program: bytes, *, author: str | None = None
+        self, label: str, base: CommitId | None, program: bytes, *, author: str | None = None
     ) -> CommitId:
         """Commit an encoded program on `base` (the server validates and replays it)."""
-        wire_base = bytes(base) if base.is_valid else None
-        return CommitId(await self._call("commit_program", wire_base, label, author, program))
+        b = _check_id(base) if base is not None else CommitId.INVALID
+        wire_base = bytes(b) if b.is_valid else None
+        return CommitId(
+            await self._call("commit_program", wire_base, label, _author(author), bytes(program))
+        )
 
     async def commit_mutations(
         self, label: str, mutable_state: Any, *, author: str | None = None
     ) -> CommitId:
-        """Commit a local mutable state built on a state of this database."""
+        """Commit a mutable state built on a state of this database (sealed afterwards)."""
         return await anyio.to_thread.run_sync(
-            lambda: mutable_state._commit_into(
-                _ThreadWriter(self, anyio.from_thread), label, author
-            )
+            lambda: mutable_state._commit_into(_ThreadWriter(self), label, author)
         )
+
+    def _seed(self, commit_id: CommitId, entries: Any) -> None:
+        if self._defs is None or self._states.get(commit_id) is not None:
+            return
+        core = _StateCore(commit_id, self._defs.definitions)
+        core.seed(entries)
+        self._states.put(commit_id, AsyncRemoteCommitState(self, core))
 
     async def merge_commit(
         self, label: str, parent: CommitId, target: CommitId, *, author: str | None = None
     ) -> CommitId:
-        """Append a Merge on the server."""
+        """Append a Merge of `target` into `parent`."""
         return CommitId(
-            await self._call("merge_commit", label, bytes(parent), bytes(target), author)
+            await self._call("merge_commit", label, _wid(parent), _wid(target), _author(author))
         )
 
     async def disable_commit(
         self, label: str, parent: CommitId, disabled: CommitId, *, author: str | None = None
     ) -> CommitId:
-        """Append a Disable on the server."""
+        """Append a Disable commit on `parent` that masks `disabled`."""
         return CommitId(
-            await self._call("disable_commit", label, bytes(parent), bytes(disabled), author)
+            await self._call("disable_commit", label, _wid(parent), _wid(disabled), _author(author))
         )
 
     async def enable_commit(
         self, label: str, parent: CommitId, enabled: CommitId, *, author: str | None = None
     ) -> CommitId:
-        """Append an Enable on the server."""
+        """Append an Enable commit on `parent` that unmasks `enabled`."""
         return CommitId(
-            await self._call("enable_commit", label, bytes(parent), bytes(enabled), author)
+            await self._call("enable_commit", label, _wid(parent), _wid(enabled), _author(author))
         )
 
     async def reduce_heads(
         self, anchor: CommitId | None = None, *, author: str | None = None
     ) -> CommitId | None:
-        """Reduce heads on the server."""
-        r = await self._call("reduce_heads", None if anchor is None else bytes(anchor), author)
-        return None if r is None else CommitId(r)
+        """Fold every head into `anchor` (default: the last commit)."""
+        return _opt_cid(await self._call("reduce_heads", _opt_wid(anchor), _author(author)))
 
     async def forward(self, commit_id: CommitId) -> CommitId:
-        """Single head or fast-forward."""
-        return CommitId(await self._call("forward", bytes(commit_id)))
+        """The single head if there is one, else :meth:`fast_forward`."""
+        return CommitId(await self._call("forward", _wid(commit_id)))
 
     async def fast_forward(self, commit_id: CommitId) -> CommitId:
-        """Fast-forward from a commit."""
-        return CommitId(await self._call("fast_forward", bytes(commit_id)))
+        """Walk children (then merge nephews), smallest id first, to a head."""
+        return CommitId(await self._call("fast_forward", _wid(commit_id)))
 
     # -- states ---------------------------------------------------------------------------
     async def state(self, commit_id: CommitId | None) -> AsyncRemoteCommitState:
         """The state at a commit (None or INVALID: the initial state)."""
-        cid = commit_id if commit_id is not None else CommitId.INVALID
-        if cid.is_valid and not await self.commit_exists(cid):
-            from commitdb.errors import UnknownCommitError
-
-            raise UnknownCommitError(f"missing commit {cid.hex()}")
-        return AsyncRemoteCommitState(self, cid, await self._cached_defs())
+        cid = CommitId.INVALID if commit_id is None else _check_id(commit_id)
+        if cid.is_valid:
+            st = self._states.get(cid)
+            if st is not None:
+                return st  # type: ignore[no-any-return]
+            if not await self.commit_exists(cid):
+                raise UnknownCommitError(f"missing commit {cid.hex()}")
+        st = AsyncRemoteCommitState(self, _StateCore(cid, (await self._cached_defs()).definitions))
+        if cid.is_valid:
+            self._states.put(cid, st)
+        return st
 
     async def initial_state(self) -> AsyncRemoteCommitState:
-        """The empty state."""
+        """The empty state before the first commit."""
         return await self.state(None)
+
+    async def merge_state(self, ours: CommitId, theirs: CommitId) -> AsyncRemoteCommitState:
+        """The state a merge of `theirs` into `ours` would produce, without writing it."""
+        o, t = _check_id(ours), _check_id(theirs)
+        if not await self.is_mergeable(o, t):
+            raise CommitError("not mergeable (one is the ancestor of the other)")
+        defs = (await self._cached_defs()).definitions
+        return AsyncRemoteCommitState(self, _StateCore(CommitId.INVALID, defs, (o, t)))
+
+    async def documents(self, commit_id: CommitId | None) -> list[tuple[Attachment, Key, Any]]:
+        """(attachment, key, document) for every document at a commit."""
+        st = await self.state(commit_id)
+        out: list[tuple[Attachment, Key, Any]] = []
+        for att in (await self.definitions()).attachments():
+            out.extend((att, k, doc) for k, doc in await st.enumerate(att))
+        return out
+
+    async def flatten(
+        self, commit_id: CommitId, path: str | os.PathLike[str], label: str = "flatten"
+    ) -> Any:
+        """A fresh local database at `path` (on this client) with one commit holding the
+        state at `commit_id` and only the blobs that state references."""
+        from commitdb.commit_database import CommitDatabase
+        from commitdb.mutable_state import CommitMutableState
+        from commitdb.opcodes import collect_blob_ids
+
+        docs = await self.documents(commit_id)
+        blobs = []
+        for blob_id in sorted(collect_blob_ids(doc for _, _, doc in docs), key=bytes):
+            info, data = await self.blob_info(blob_id), await self.blob(blob_id)
+            if info is None or data is None:
+                raise CommitError(f"the state references a missing blob {blob_id.hex()}")
+            blobs.append((info.layout, data))
+        defs, documentation = await self.definitions(), await self.documentation()
+
+        def write() -> CommitDatabase:
+            target = CommitDatabase.create(path, defs, documentation=documentation)
+            try:
+                target.create_blobs(blobs)
+                ms = CommitMutableState(target.initial_state())
+                for att, key, doc in docs:
+                    ms.set(att, key, doc)
+                target.commit_mutations(label, ms)
+            except BaseException:
+                target.close()
+                raise
+            return target
+
+        return await anyio.to_thread.run_sync(write)
 
     # -- transport (CommitDatabasing) -----------------------------------------------------
     async def commit_data(self, commit_id: CommitId) -> CommitData:
-        """Header and program of a commit."""
-        h, p = await self._call("commit_data", bytes(commit_id))
-        return CommitData(CommitHeader.from_wire(h), p)
+        """Header and program bytes of a commit."""
+        return _commit_data(await self._call("commit_data", _wid(commit_id)))
 
     async def commit_datas(self, commit_ids: Iterable[CommitId]) -> list[CommitData]:
-        """Several commit datas in one round trip."""
-        w = await self._call("commit_datas", [bytes(c) for c in commit_ids])
-        return [CommitData(CommitHeader.from_wire(h), p) for h, p in w]
+        """Commit datas of several commits (one round trip)."""
+        return [
+            _commit_data(w) for w in await self._call("commit_datas", [_wid(c) for c in commit_ids])
+        ]
 
     async def create_commit_data(self, data: CommitData) -> bool:
-        """Store a commit verbatim (sync)."""
-        return bool(await self._call("create_commit_data", data.header.to_wire(), data.program))
+        """Store a commit received verbatim; False if it was already there."""
+        return bool(await self._call("create_commit_data", _commit_data_wire(data)))
 
     async def create_commit_datas(self, datas: Iterable[CommitData]) -> list[bool]:
-        """Store several commits verbatim, in order, in one round trip."""
-        return list(
-            await self._call(
-                "create_commit_datas", [[d.header.to_wire(), d.program] for d in datas]
-            )
-        )
+        """Store several commits verbatim, in order (one round trip)."""
+        w = await self._call("create_commit_datas", [_commit_data_wire(d) for d in datas])
+        return [bool(x) for x in w]
 
     async def commit_blob_ids(self, data: CommitData) -> set[BlobId]:
-        """Blob ids a commit references."""
-        return {
-            BlobId(b)
-            for b in await self._call("commit_blob_ids", data.header.to_wire(), data.program)
-        }
-
-    async def blob_infos(self, blob_ids: Iterable[BlobId]) -> list[BlobInfo]:
-        """Infos of known blobs."""
-        w = await self._call("blob_infos", [bytes(b) for b in blob_ids])
-        return [BlobInfo(BlobId(i), _layout(lay), int(s)) for i, lay, s in w]
+        """Blob ids referenced by a commit's program."""
+        return _blob_ids(await self._call("commit_blob_ids", _commit_data_wire(data)))
 
     async def unknown_blob_ids(self, blob_ids: Iterable[BlobId]) -> set[BlobId]:
-        """The ids the server lacks."""
-        return {
-            BlobId(b) for b in await self._call("unknown_blob_ids", [bytes(b) for b in blob_ids])
-        }
+        """The ids among `blob_ids` that are not stored."""
+        return _blob_ids(await self._call("unknown_blob_ids", [bytes(b) for b in blob_ids]))
 
     async def blob_datas(
         self, blob_ids: Iterable[BlobId]
     ) -> list[tuple[BlobId, BlobLayout, bytes]]:
-        """(id, layout, bytes) of known blobs."""
+        """(id, layout, bytes) of the stored blobs among `blob_ids`."""
         w = await self._call("blob_datas", [bytes(b) for b in blob_ids])
         return [(BlobId(b), _layout(lay), bytes(d)) for b, lay, d in w]
 
     async def create_blobs(self, blobs: Iterable[tuple[BlobLayout, bytes]]) -> list[BlobId]:
         """Store several blobs; returns the ids actually added."""
-        w = await self._call(
-            "create_blobs", [[[lay.data_type, lay.components], bytes(d)] for lay, d in blobs]
-        )
+        w = await self._call("create_blobs", [[_layout_wire(lay), bytes(d)] for lay, d in blobs])
         return [BlobId(b) for b in w]
 
     # -- live notifications ---------------------------------------------------------------
     @asynccontextmanager
-    async def subscribe(
-        self, max_queue: int = 1024
-    ) -> AsyncIterator[anyio.abc.ObjectReceiveStream[Any]]:
-        """Receive each new commit as a :class:`CommitEvent` (or a :class:`MissedEvents`
-        item when this subscriber fell behind) until the context exits."""
-        send, receive = anyio.create_memory_object_stream[Any](max_queue)
-        self._handler.queues[self.name] = send
-        await self._call("subscribe")
+    async def subscribe(self, window: int = DEFAULT_WINDOW) -> AsyncIterator[AsyncSubscription]:
+        """Receive each new commit, from any writer, as it lands.
+
+        Args:
+            window: Events buffered on this client (a subscriber more than this plus the
+                server's ``--subscriber-queue`` commits behind gets a :class:`MissedEvents`).
+
+        Yields:
+            An async iterator of :class:`CommitEvent` and :class:`MissedEvents` items; the
+            subscription ends when the block exits.
+        """
+        window = max(1, window)
+        send, receive = anyio.create_memory_object_stream[CommitEvent | MissedEvents](window)
+        tag = f"sub:{next(self._tags)}"
+        self._handler.streams[tag] = send  # before subscribing: the first events follow at once
         try:
+            _, first_seq = await self._call("subscribe", window, tag)
+            sub = AsyncSubscription(self, tag, int(first_seq), window, receive)
             async with receive:
-                yield receive
+                yield sub
         finally:
-            self._handler.queues.pop(self.name, None)
+            self._handler.streams.pop(tag, None)
             send.close()
-            if not self.connection.closed:
+            if not self.connection.closed and not self._user_closed:
                 with anyio.CancelScope(shield=True):
-                    await self._call("unsubscribe")
+                    try:
+                        await self._call("unsubscribe", tag)
+                    except (ConnectionClosedError, DatabaseClosedError):
+                        pass
 
 
-class AsyncDatabaseRemote(_RemoteBase):
-    """A flat database served by ``commitdb serve`` (async API); transactions are per
-    connection and rolled back if the connection drops."""
+class AsyncDatabaseRemote(_AsyncBase):
+    """A flat database served by ``commitdb serve`` (async API; the local names).
+
+    Transactions belong to this connection (its session on the server) and are rolled back
+    if the connection drops.
+    """
 
     kind = "flat"
+
+    def __repr__(self) -> str:
+        return f"<AsyncDatabaseRemote {self.name}>"
 
     @classmethod
     @asynccontextmanager
@@ -619,304 +1860,1045 @@ class AsyncDatabaseRemote(_RemoteBase):
         *,
         credentials: Any = None,
         ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
         timeout: float | None = None,
         connect_timeout: float = 10.0,
     ) -> AsyncIterator[AsyncDatabaseRemote]:
-        """Connect to a server and open the flat database served as `name`."""
-        async with _open(url, name, "flat", credentials, ssl_context, connect_timeout) as (conn, _):
+        """Connect to a server and open the flat database served as `name`.
+
+        Args:
+            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
+            name: The served name.
+            credentials: What the server's authenticator expects (a token).
+            ssl_context: The TLS context (``tls://`` URLs).
+            server_hostname: The name to check the server certificate against.
+            timeout: Seconds each call may take (None: no limit).
+            connect_timeout: Seconds to connect at most.
+
+        Yields:
+            The remote database, closed on exit.
+        """
+        handler = _AsyncHandler(name)
+        async with _open_async(
+            url, name, "flat", credentials, ssl_context, server_hostname, connect_timeout, handler
+        ) as conn:
             remote = cls(conn, name, timeout)
-            await remote.definitions()
-            yield remote
+            await remote._fresh_defs()
+            try:
+                yield remote
+            finally:
+                remote._user_closed = True
 
     async def begin_transaction(self, mode: str | None = "deferred") -> None:
         """Open this session's transaction."""
-        await self._call("begin_transaction", mode or "deferred")
+        await self._call("begin_transaction", mode)
 
     async def commit(self) -> None:
-        """Commit this session's transaction."""
+        """Write this session's transaction and end it."""
         await self._call("commit")
 
     async def rollback(self) -> None:
-        """Roll back this session's transaction."""
+        """Discard this session's transaction and end it."""
         await self._call("rollback")
 
     async def in_transaction(self) -> bool:
         """True while this session has a transaction open."""
         return bool(await self._call("in_transaction"))
 
+    @asynccontextmanager
+    async def transaction(
+        self, mode: str | None = "deferred"
+    ) -> AsyncIterator[AsyncDatabaseRemote]:
+        """A block in a transaction: commit on success, roll back on exception."""
+        await self.begin_transaction(mode)
+        try:
+            yield self
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if not self.is_closed():
+                    await self.rollback()
+            raise
+        try:
+            await self.commit()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if not self.is_closed() and await self.in_transaction():
+                    await self.rollback()
+            raise
+
+    async def _ak(self, attachment: Attachment | str, key: Key, write: bool) -> Attachment:
+        att = await self._attachment(attachment)
+        _check_key(att, key, write=write)
+        return att
+
+    async def _keys(self, w: Any) -> set[Key]:
+        defs = await self._cached_defs()
+        try:
+            return {defs.key(k) for k in w}
+        except _Stale:
+            defs = await self._fresh_defs()
+            return {defs.key(k) for k in w}
+
     async def keys(self, attachment: Attachment | str) -> set[Key]:
         """Keys of the documents of an attachment."""
         att = await self._attachment(attachment)
-        defs = await self._cached_defs()
-        return {_key_from_wire(k, defs) for k in await self._call("keys", att.runtime_id.bytes)}
-
-    async def _ak(self, attachment: Attachment | str, key: Key) -> tuple[Attachment, bytes]:
-        att = await self._attachment(attachment)
-        if not isinstance(key, Key) or not att.key_type.accepts_concept(key.concept):
-            raise ValidationError(str(att.key_type), repr(key), f"{att.identifier} key")
-        return att, _key_wire(key)
+        return await self._keys(await self._call("keys", att.runtime_id.bytes))
 
     async def has(self, attachment: Attachment | str, key: Key) -> bool:
         """True if the document exists."""
-        att, kw = await self._ak(attachment, key)
-        return bool(await self._call("has", att.runtime_id.bytes, kw))
+        att = await self._ak(attachment, key, False)
+        return bool(await self._call("has", att.runtime_id.bytes, _key_wire(key)))
 
     async def get(self, attachment: Attachment | str, key: Key) -> Any:
-        """The document, or None."""
-        att, kw = await self._ak(attachment, key)
-        w = await self._call("get", att.runtime_id.bytes, kw)
-        return from_wire(w, OptionalType(att.document_type), await self._cached_defs())
+        """A copy of the document, or None."""
+        att = await self._ak(attachment, key, False)
+        w = await self._call("get", att.runtime_id.bytes, _key_wire(key))
+        t = OptionalType(att.document_type)
+        try:
+            return (await self._cached_defs()).value(w, t)
+        except _Stale:
+            return (await self._fresh_defs()).value(w, t)
 
     async def enumerate(self, attachment: Attachment | str) -> list[tuple[Key, Any]]:
-        """(key, document) pairs."""
+        """(key, document copy) pairs, in key order."""
         att = await self._attachment(attachment)
-        defs = await self._cached_defs()
         w = await self._call("enumerate", att.runtime_id.bytes)
-        return [(_key_from_wire(k, defs), from_wire(d, att.document_type, defs)) for k, d in w]
+        t = att.document_type
+        defs = await self._cached_defs()
+        try:
+            return [(defs.key(k), defs.value(d, t)) for k, d in w]
+        except _Stale:
+            defs = await self._fresh_defs()
+            return [(defs.key(k), defs.value(d, t)) for k, d in w]
 
     async def set(self, attachment: Attachment | str, key: Key, value: Any) -> bool:
-        """Write a document (inside this session's transaction)."""
-        att, kw = await self._ak(attachment, key)
-        if key.is_nil:
-            raise ValidationError("a key with a valid instance id", "the nil key", att.identifier)
-        where = f"{att.identifier}[{key.id}]"
-        try:
-            wire = to_wire(value, att.document_type)
-        except ValidationError as exc:
-            raise ValidationError(exc.expected, exc.given, where + exc.where) from None
-        return bool(await self._call("set", att.runtime_id.bytes, kw, wire))
+        """Create or replace a document in this session's transaction."""
+        att = await self._ak(attachment, key, True)
+        wire = _value_wire(att, key, value)
+        return bool(await self._call("set", att.runtime_id.bytes, _key_wire(key), wire))
 
     async def delete(self, attachment: Attachment | str, key: Key) -> bool:
-        """Delete a document; returns whether it existed."""
-        att, kw = await self._ak(attachment, key)
-        return bool(await self._call("delete", att.runtime_id.bytes, kw))
+        """Delete a document in this session's transaction; returns whether it existed."""
+        att = await self._ak(attachment, key, True)
+        return bool(await self._call("delete", att.runtime_id.bytes, _key_wire(key)))
 
     async def del_blob(self, blob_id: BlobId) -> bool:
-        """Delete a blob; returns whether it existed."""
+        """Delete a blob in this session's transaction; returns whether it existed."""
         return bool(await self._call("del_blob", bytes(blob_id)))
 
 
 @asynccontextmanager
-async def _open(
+async def _open_async(
     url: str,
     name: str,
     kind: str,
     credentials: Any,
     ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
     timeout: float,
-) -> AsyncIterator[tuple[Connection, _Handler]]:
+    handler: _AsyncHandler,
+) -> AsyncIterator[Connection]:
     hello: dict[str, Any] = {"client": "commitdb-python"}
     if credentials is not None:
         hello["credentials"] = credentials
-    handler = _Handler()
     conn, welcome = await open_connection(
-        url, hello, handler=handler, ssl_context=ssl_context, timeout=timeout
+        url,
+        hello,
+        handler=handler,
+        ssl_context=ssl_context,
+        server_hostname=server_hostname,
+        timeout=timeout,
     )
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(conn)
-        served = {d["name"]: d for d in welcome.get("databases", [])}
-        d = served.get(name)
-        if d is None or d.get("kind") != kind:
-            raise MethodNotFoundError(
-                f"the server has no {kind} database named {name!r} (served: {', '.join(sorted(served)) or 'none'})"
-            )
-        yield conn, handler
-
-
-class _ThreadWriter:
-    """Lets a CommitMutableState commit through an async remote from a worker thread."""
-
-    def __init__(self, remote: AsyncCommitDatabaseRemote, from_thread: Any) -> None:
-        self._remote = remote
-        self._from_thread = from_thread
-
-    def _write_mutations(
-        self, label: str, base: CommitId, entries: Any, blob_ids: Any, author: str | None
-    ) -> CommitId:
-        program = program_bytes((e[0], e[1]) for e in entries)
-        return self._from_thread.run(  # type: ignore[no-any-return]
-            lambda: self._remote.commit_program(label, base, program, author=author)
-        )
+        _served(welcome, name, kind)
+        yield conn
 
 
 # --------------------------------------------------------------------------------------------
 # Blocking facades
 
 
-class _Sync:
-    """Runs coroutines of the async remote through a portal."""
+class RemoteBlobStream:
+    """A streamed blob upload to a remote database: ``write()`` pieces, then ``close()``.
 
-    def __init__(self, portal: BlockingPortal, remote: Any) -> None:
-        self._portal = portal
-        self._remote = remote
+    The pieces are spooled on the server; the same overflow and short-stream checks as a
+    local stream apply.
+    """
 
-    def _run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        return self._portal.call(lambda: fn(*args, **kwargs))
+    def __init__(self, db: _BlockingBase, stream_id: int) -> None:
+        self._db = db
+        self._id = stream_id
+        self._done = False
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._remote, name)
-        if callable(value) and anyio_is_coroutine(value):
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append bytes; returns how many were written."""
+        if self._done:
+            self._db._check_open()
+        view = memoryview(data).cast("B")
+        n = 0
+        for i in range(0, max(len(view), 1), _STREAM_PIECE):
+            try:
+                n += int(
+                    self._db._call(
+                        "blob_stream_write", self._id, bytes(view[i : i + _STREAM_PIECE])
+                    )
+                )
+            except Exception:
+                self._done = True
+                raise
+        return n
 
-            def call(*args: Any, **kwargs: Any) -> Any:
-                return self._run(value, *args, **kwargs)
+    def close(self) -> BlobId:
+        """Store (or stage, in a flat database's transaction) the blob; returns its id."""
+        self._done = True
+        return BlobId(self._db._call("blob_stream_close", self._id))
 
-            call.__name__ = name
-            call.__doc__ = value.__doc__
-            return call
-        return value
+    def abort(self) -> None:
+        """Discard what was written."""
+        if not self._done:
+            self._done = True
+            try:
+                self._db._call("blob_stream_abort", self._id)
+            except (ConnectionClosedError, DatabaseClosedError):
+                pass
+
+    def __enter__(self) -> RemoteBlobStream:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is not None:
+            self.abort()
 
 
-def anyio_is_coroutine(fn: Any) -> bool:
-    """True for coroutine functions (bound methods included)."""
-    import inspect
+class _BlockingBase:
+    """Shared plumbing of the blocking remotes."""
 
-    return inspect.iscoroutinefunction(fn)
+    kind = ""
+
+    def __init__(
+        self, transport: _BlockingTransport, name: str, url: str, timeout: float | None
+    ) -> None:
+        self._transport = transport
+        self.name = name
+        self.url = url
+        self.timeout = timeout
+        self._target = f"{'cdb' if self.kind == 'commit' else 'db'}:{name}"
+        self._defs: _Defs | None = None
+        self._user_closed = False
+
+    @classmethod
+    def _open(
+        cls,
+        url: str,
+        name: str,
+        *,
+        credentials: Any,
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None,
+        timeout: float | None,
+        connect_timeout: float,
+    ) -> Any:
+        transport, welcome = _open_blocking(
+            url, credentials, ssl_context, server_hostname, connect_timeout
+        )
+        try:
+            _served(welcome, name, cls.kind)
+            remote = cls(transport, name, url, timeout)
+            remote._fresh_defs()
+        except BaseException:
+            transport.close()
+            raise
+        return remote
+
+    @staticmethod
+    def databases(
+        url: str,
+        *,
+        credentials: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        timeout: float = 10.0,
+    ) -> list[ServedDatabaseInfo]:
+        """The databases a server offers (name, kind, uuid, documentation).
+
+        Args:
+            url: The server's URL.
+            credentials: What the server's authenticator expects (a token).
+            ssl_context: The TLS context (``tls://`` URLs).
+            server_hostname: The name to check the server certificate against.
+            timeout: Seconds to connect at most.
+
+        Returns:
+            One info per served database.
+        """
+        transport, welcome = _open_blocking(url, credentials, ssl_context, server_hostname, timeout)
+        transport.close()
+        return [_served_info(d) for d in welcome.get("databases", [])]
+
+    def _call(self, method: str, *args: Any) -> Any:
+        if self._user_closed:
+            raise DatabaseClosedError(f"{self.name}: the database is closed")
+        try:
+            return self._transport.call(self._target, method, list(args), self.timeout)
+        except RemoteError as exc:
+            raise _translate(exc) from None
+
+    def _check_open(self) -> None:
+        if self._user_closed:
+            raise DatabaseClosedError(f"{self.name}: the database is closed")
+
+    def _fresh_defs(self) -> _Defs:
+        digest = str(self._call("definitions_hexdigest"))
+        if self._defs is None or digest != self._defs.digest:
+            self._defs = _Defs(decode_definitions(self._call("definitions")), digest)
+        return self._defs
+
+    def _cached_defs(self) -> _Defs:
+        return self._defs if self._defs is not None else self._fresh_defs()
+
+    def _attachment(self, attachment: Attachment | str) -> Attachment:
+        try:
+            return self._cached_defs().attachment(attachment)
+        except _Stale:
+            pass
+        try:
+            return self._fresh_defs().attachment(attachment)
+        except _Stale:
+            raise UnknownAttachmentError(
+                f"attachment {_ref(attachment)} is not registered"
+            ) from None
+
+    def _with_defs(self, fn: Callable[[_Defs], T]) -> T:
+        try:
+            return fn(self._cached_defs())
+        except _Stale:
+            pass
+        try:
+            return fn(self._fresh_defs())
+        except _Stale:
+            raise DecodeError("the server sent a value of unknown types") from None
+
+    # -- lifecycle and metadata -----------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (idempotent); further calls raise DatabaseClosedError."""
+        if not self._user_closed:
+            self._user_closed = True
+            with self._transport.cond:
+                for buffer in self._transport.buffers.values():
+                    buffer.done = True
+            self._transport.close()
+
+    def is_closed(self) -> bool:
+        """True once closed (or once the connection was lost)."""
+        return self._user_closed or self._transport.closed
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def path(self) -> str:
+        """The served name (a client never sees the server's filesystem)."""
+        self._check_open()
+        return self.name
+
+    def in_memory(self) -> bool:
+        """False: the database lives on the server."""
+        self._check_open()
+        return False
+
+    def uuid(self) -> uuid.UUID:
+        """The uuid generated when the database was created."""
+        return uuid.UUID(bytes=self._call("uuid"))
+
+    def documentation(self) -> str:
+        """The documentation given at creation."""
+        return str(self._call("documentation"))
+
+    def codec_name(self) -> str:
+        """The value codec: ``"msgpack-canonical"``."""
+        return str(self._call("codec_name"))
+
+    # -- definitions ----------------------------------------------------------------------
+    def definitions(self) -> Definitions:
+        """The definitions (fresh: another client may have extended them)."""
+        return self._fresh_defs().definitions
+
+    def extend_definitions(self, definitions: Definitions) -> ExtendInfo:
+        """Add types and attachments (additive only; a conflict raises and adds nothing)."""
+        info = _ext(self._call("extend_definitions", encode_definitions(definitions)))
+        self._defs = None
+        return info
+
+    def definitions_hexdigest(self) -> str:
+        """Digest of the definitions."""
+        return str(self._call("definitions_hexdigest"))
+
+    # -- blobs ----------------------------------------------------------------------------
+    def create_blob(
+        self, data: bytes | bytearray | memoryview, layout: BlobLayout | None = None
+    ) -> BlobId:
+        """Store a blob (idempotent) and return its id."""
+        return BlobId(self._call("create_blob", bytes(data), _layout_wire(layout)))
+
+    def blob_stream(
+        self, layout: BlobLayout | None = None, size: int | None = None
+    ) -> RemoteBlobStream:
+        """Start a streamed blob upload; ``close()`` returns the id."""
+        return RemoteBlobStream(
+            self, int(self._call("blob_stream_open", _layout_wire(layout), size))
+        )
+
+    def blob(self, blob_id: BlobId) -> bytes | None:
+        """A whole blob, or None."""
+        r = self._call("blob", bytes(blob_id))
+        return None if r is None else bytes(r)
+
+    def read_blob(self, blob_id: BlobId, size: int, offset: int = 0) -> bytes:
+        """A range of a blob (ValueError outside it)."""
+        return bytes(self._call("read_blob", bytes(blob_id), size, offset))
+
+    def blob_info(self, blob_id: BlobId) -> BlobInfo | None:
+        """Layout and size of a blob, or None."""
+        return _blob_info(self._call("blob_info", bytes(blob_id)))
+
+    def blob_infos(self, blob_ids: Iterable[BlobId]) -> list[BlobInfo]:
+        """Infos of the stored blobs among `blob_ids` (unknown ids are left out)."""
+        w = self._call("blob_infos", [bytes(b) for b in blob_ids])
+        return [BlobInfo(BlobId(i), _layout(lay), int(s)) for i, lay, s in w]
+
+    def blob_ids(self) -> set[BlobId]:
+        """Every stored blob id."""
+        return _blob_ids(self._call("blob_ids"))
+
+    def blob_statistics(self) -> BlobStatistics:
+        """Count, total, smallest and largest size of the stored blobs."""
+        return BlobStatistics(*self._call("blob_statistics"))
 
 
 class RemoteCommitState:
-    """A blocking state of a remote commit database; a CommitMutableState can be built on it."""
+    """A state of a remote commit database (blocking; evaluated on the server, cached here).
 
-    def __init__(
-        self, portal: BlockingPortal, state: AsyncRemoteCommitState, db: CommitDatabaseRemote
-    ) -> None:
-        self._portal = portal
-        self._state = state
+    It reads like a local :class:`~commitdb.CommitState`, and a
+    :class:`~commitdb.CommitMutableState` can be built on it (its commit goes to the server).
+    """
+
+    def __init__(self, db: CommitDatabaseRemote, core: _StateCore) -> None:
         self._db = db
+        self._core = core
+
+    @property
+    def _virtual(self) -> tuple[CommitId, CommitId] | None:
+        return self._core.virtual
 
     def commit_id(self) -> CommitId:
-        """The commit of this state."""
-        return self._state.commit_id()
+        """The commit of this state (INVALID for the initial state or a virtual merge)."""
+        return self._core.commit_id
 
     def definitions(self) -> Definitions:
         """The definitions typing the documents."""
-        return self._state.definitions()
+        return self._core.defs
 
     def database(self) -> CommitDatabaseRemote:
         """The remote database."""
         return self._db
 
+    def attachment_getting(self) -> RemoteCommitState:
+        """This state, as the read interface."""
+        return self
+
+    def __repr__(self) -> str:
+        c = self._core.commit_id
+        return f"<RemoteCommitState {c.hex()[:12] if c.is_valid else 'initial'}>"
+
+    def _att(self, attachment: Attachment | str) -> Attachment:
+        try:
+            return self._core.attachment(attachment)
+        except _Stale:
+            self._core.defs = self._db.definitions()
+        try:
+            return self._core.attachment(attachment)
+        except _Stale:
+            raise UnknownAttachmentError(
+                f"attachment {_ref(attachment)} is not registered"
+            ) from None
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except _Stale:
+            self._core.defs = self._db.definitions()
+        try:
+            return fn()
+        except _Stale:
+            raise DecodeError("the server sent a value of unknown types") from None
+
+    def _fetch(self, att: Attachment, address: DocAddress) -> Any:
+        v = self._core.cached(address)
+        if v is _MISSING:
+            w = self._db._call("state_get", self._core.spec, att.runtime_id.bytes, address[16:])
+            v = self._retry(lambda: self._core.store(address, att, w))
+        return v
+
     def get(self, attachment: Attachment | str, key: Key) -> Any:
-        """The document, or None."""
-        return self._portal.call(self._state.get, attachment, key)
+        """A copy of the document, or None."""
+        att = self._att(attachment)
+        return _out(att, self._fetch(att, self._core.address(att, key)))
 
     def has(self, attachment: Attachment | str, key: Key) -> bool:
         """True if the document exists."""
-        return self._portal.call(self._state.has, attachment, key)
+        att = self._att(attachment)
+        return self._fetch(att, self._core.address(att, key)) is not None
 
     def keys(self, attachment: Attachment | str) -> set[Key]:
-        """Keys of existing documents."""
-        return self._portal.call(self._state.keys, attachment)
+        """Keys of the existing documents."""
+        att = self._att(attachment)
+        if self._core.initial:
+            return set()
+        cached = self._core.keys.get(att.runtime_id.bytes)
+        if cached is None:
+            w = self._db._call("state_keys", self._core.spec, att.runtime_id.bytes)
+            cached = self._retry(lambda: self._core.store_keys(att, w))
+        return set(cached)
 
     def enumerate(self, attachment: Attachment | str) -> list[tuple[Key, Any]]:
-        """(key, document) pairs, in one round trip."""
-        return self._portal.call(self._state.enumerate, attachment)
+        """(key, document copy) of every document, in key order (one round trip)."""
+        att = self._att(attachment)
+        if self._core.initial:
+            return []
+        w = self._db._call("state_enumerate", self._core.spec, att.runtime_id.bytes)
+        return self._retry(lambda: self._core.store_enumeration(att, w))
 
     def get_many(self, attachment: Attachment | str, keys: Iterable[Key]) -> list[Any]:
-        """Several documents in one round trip."""
-        return self._portal.call(self._state.get_many, attachment, list(keys))
+        """Several documents in one round trip (None for absent ones)."""
+        att = self._att(attachment)
+        core = self._core
+        addresses = [core.address(att, k) for k in keys]
+        missing = [a for a in addresses if core.cached(a) is _MISSING]
+        if missing:
+            w = self._db._call(
+                "state_get_many", core.spec, att.runtime_id.bytes, [a[16:] for a in missing]
+            )
+
+            def store() -> None:
+                for a, dw in zip(missing, w, strict=True):
+                    core.store(a, att, dw)
+
+            self._retry(store)
+        if core.initial:
+            return [None for _ in addresses]
+        return [_out(att, core.docs[a]) for a in addresses]
+
+    def enabled_by_commit_id(self) -> dict[CommitId, bool]:
+        """The enable flag of every commit in the history."""
+        if self._core.initial:
+            return {}
+        return {CommitId(c): bool(f) for c, f in self._db._call("state_enabled", self._core.spec)}
+
+    def eval_actions(self) -> list[EvalAction]:
+        """The Mutations commits of the history, latest first, with their enable flags."""
+        if self._core.initial:
+            return []
+        w = self._db._call("state_eval_actions", self._core.spec)
+        return [EvalAction(CommitHeader.from_wire(h), bool(f)) for h, f in w]
+
+    def trace(self, attachment: Attachment | str, key: Key) -> DocumentTrace:
+        """Replay one document from its last set, reporting each opcode and its failure."""
+        att = self._att(attachment)
+        k = _check_key(att, key)
+        if self._core.initial:
+            return DocumentTrace(att, k, None)
+        w = self._db._call("state_trace", self._core.spec, att.runtime_id.bytes, _key_wire(k))
+        return self._core.trace(att, k, w)
 
     def cache_preload(self) -> float:
         """Fetch every document of every attachment; returns the seconds taken."""
-        import time
-
         t0 = time.perf_counter()
-        for att in self.definitions().attachments():
+        for att in self._core.defs.attachments():
             self.enumerate(att)
         return time.perf_counter() - t0
 
-    # what CommitMutableState needs from its base
-    def _resolve(self, address: DocAddress, att: Attachment) -> Any:
-        from commitdb.state import _Resolved
+    def cache_hit_rate(self) -> float:
+        """Share of document reads served from this client's cache."""
+        core = self._core
+        return core.hits / core.requests if core.requests else 0.0
 
-        v = self._state._cached(address)
-        if v is ABSENT:
-            key = self._key_of(address)
-            self._portal.call(self._state.get, att, key)
-            v = self._state._cached(address)
-        return _Resolved(ABSENT if v is None else v, 0, True)
+    # what CommitMutableState needs from its base
+    def _resolve(self, address: DocAddress, att: Attachment) -> _Resolved:
+        self._fetch(att, address)
+        return self._core.resolved(address)
 
     def _key_of(self, address: DocAddress) -> Key:
-        import uuid as _uuid
-
-        concept = self.definitions().query_type(_uuid.UUID(bytes=address[16:32]))
-        assert isinstance(concept, ConceptType)
-        return Key(concept, _uuid.UUID(bytes=address[32:]))
+        return self._retry(lambda: self._core.key_of(address[16:]))
 
 
-class CommitDatabaseRemote(_Sync):
-    """The blocking remote commit database: the local CommitDatabase names, plain calls."""
+class CommitDatabaseRemote(_BlockingBase):
+    """A commit database served by ``commitdb serve`` (blocking; the local names, arguments,
+    results and errors — see the module documentation for the few differences).
 
-    @staticmethod
-    @contextmanager
-    def connect(url: str, name: str, **kwargs: Any) -> Iterator[CommitDatabaseRemote]:
-        """Connect and open the commit database served as `name`."""
-        with start_blocking_portal() as portal:
-            cm = AsyncCommitDatabaseRemote.connect(url, name, **kwargs)
-            with portal.wrap_async_context_manager(cm) as remote:
-                yield CommitDatabaseRemote(portal, remote)
+    ``CommitDatabaseRemote.connect(url, name)`` returns an open remote; use it as a context
+    manager (or call :meth:`close`).
+    """
 
-    def state(self, commit_id: CommitId | None) -> RemoteCommitState:
-        """The state at a commit."""
-        return RemoteCommitState(self._portal, self._run(self._remote.state, commit_id), self)
+    kind = "commit"
 
-    def initial_state(self) -> RemoteCommitState:
-        """The empty state."""
-        return self.state(None)
+    def __init__(
+        self, transport: _BlockingTransport, name: str, url: str, timeout: float | None
+    ) -> None:
+        super().__init__(transport, name, url, timeout)
+        self._states = _StateCache()
 
+    def __repr__(self) -> str:
+        closed = " (closed)" if self.is_closed() else ""
+        return f"<CommitDatabaseRemote {self.url}#{self.name}{closed}>"
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        name: str,
+        *,
+        credentials: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+        connect_timeout: float = 10.0,
+    ) -> CommitDatabaseRemote:
+        """Connect to a server and open the commit database served as `name`.
+
+        Args:
+            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
+            name: The served name.
+            credentials: What the server's authenticator expects (a token).
+            ssl_context: The TLS context (``tls://`` URLs).
+            server_hostname: The name to check the server certificate against.
+            timeout: Seconds each call may take (None: no limit).
+            connect_timeout: Seconds to connect at most.
+
+        Returns:
+            The open remote database (a context manager).
+
+        Raises:
+            MethodNotFoundError: The server serves no commit database of that name.
+            HandshakeError: The server refused the connection (credentials...).
+        """
+        remote: CommitDatabaseRemote = cls._open(
+            url,
+            name,
+            credentials=credentials,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
+        return remote
+
+    def __enter__(self) -> CommitDatabaseRemote:
+        return self
+
+    def close(self) -> None:
+        """Close the connection (idempotent); further calls raise DatabaseClosedError."""
+        super().close()
+        self._states.clear()
+
+    # -- DAG ------------------------------------------------------------------------------
+    def data_version(self) -> int:
+        """A counter bumped by every write (commits, blobs, definitions)."""
+        return int(self._call("data_version"))
+
+    def commit_ids(self) -> set[CommitId]:
+        """Every commit id."""
+        return _commit_ids(self._call("commit_ids"))
+
+    def commit_ids_in_order(self) -> list[CommitId]:
+        """Every commit id in creation order (parents always before children)."""
+        return [CommitId(c) for c in self._call("commit_ids_in_order")]
+
+    def commits_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, CommitId]]:
+        """(creation sequence, id) of the commits created at or after `seq`, oldest first."""
+        return [(int(s), CommitId(c)) for s, c in self._call("commits_since", seq, limit)]
+
+    def head_commit_ids(self) -> set[CommitId]:
+        """Commits that are neither a parent nor a merge target."""
+        return _commit_ids(self._call("head_commit_ids"))
+
+    def children_commit_ids(self, commit_id: CommitId) -> set[CommitId]:
+        """Commits whose parent is `commit_id`."""
+        return _commit_ids(self._call("children_commit_ids", _wid(commit_id)))
+
+    def nephew_commit_ids(self, commit_id: CommitId) -> set[CommitId]:
+        """Merge commits whose target is `commit_id`."""
+        return _commit_ids(self._call("nephew_commit_ids", _wid(commit_id)))
+
+    def first_commit_id(self) -> CommitId | None:
+        """The first commit in creation order (None if empty)."""
+        return _opt_cid(self._call("first_commit_id"))
+
+    def last_commit_id(self) -> CommitId | None:
+        """The commit with the greatest timestamp, ties going to the most recently stored."""
+        return _opt_cid(self._call("last_commit_id"))
+
+    def commit_exists(self, commit_id: CommitId) -> bool:
+        """True if the commit is stored."""
+        return bool(self._call("commit_exists", _wid(commit_id)))
+
+    def commit_header(self, commit_id: CommitId) -> CommitHeader:
+        """The header of a commit (UnknownCommitError if absent)."""
+        return CommitHeader.from_wire(self._call("commit_header", _wid(commit_id)))
+
+    def commit_count(self) -> int:
+        """Number of commits."""
+        return int(self._call("commit_count"))
+
+    def is_ancestor(self, ancestor: CommitId, descendant: CommitId) -> bool:
+        """True if `ancestor` is reachable from `descendant` (reflexive)."""
+        return bool(self._call("is_ancestor", _wid(ancestor), _wid(descendant)))
+
+    def is_mergeable(self, parent: CommitId, target: CommitId) -> bool:
+        """True if the two commits have diverged."""
+        return bool(self._call("is_mergeable", _wid(parent), _wid(target)))
+
+    def linearization(self, commit_id: CommitId) -> list[CommitId]:
+        """The linearized history of a commit."""
+        return [CommitId(c) for c in self._call("linearization", _wid(commit_id))]
+
+    def enabled_by_commit_id(self, commit_id: CommitId) -> dict[CommitId, bool]:
+        """The enable flag of every commit in the history of `commit_id`."""
+        w = self._call("enabled_by_commit_id", _wid(commit_id))
+        return {CommitId(c): bool(f) for c, f in w}
+
+    # -- writing --------------------------------------------------------------------------
     def commit_mutations(
         self, label: str, mutable_state: Any, *, author: str | None = None
     ) -> CommitId:
-        """Commit a local mutable state on the server."""
+        """Append a Mutations commit of the mutable state's program on its base commit (on
+        the server). The mutable state is sealed afterwards."""
         return mutable_state._commit_into(self, label, author)  # type: ignore[no-any-return]
 
     def _write_mutations(
         self, label: str, base: CommitId, entries: Any, blob_ids: Any, author: str | None
     ) -> CommitId:
         program = program_bytes((e[0], e[1]) for e in entries)
-        return self._run(self._remote.commit_program, label, base, program, author=author)
+        cid = self.commit_program(label, base, program, author=author)
+        if self._defs is not None and self._states.get(cid) is None:
+            core = _StateCore(cid, self._defs.definitions)
+            core.seed(entries)
+            self._states.put(cid, RemoteCommitState(self, core))
+        return cid
 
-    def close(self) -> None:
-        """Close the connection."""
-        self._run(self._remote.aclose)
+    def commit_program(
+        self, label: str, base: CommitId | None, program: bytes, *, author: str | None = None
+    ) -> CommitId:
+        """Commit an encoded program on `base` (the server decodes, validates and replays
+        it; see :func:`commitdb.opcodes.program_bytes`)."""
+        b = _check_id(base) if base is not None else CommitId.INVALID
+        wire_base = bytes(b) if b.is_valid else None
+        return CommitId(
+            self._call("commit_program", wire_base, label, _author(author), bytes(program))
+        )
 
-    @contextmanager
-    def subscribe(self, max_queue: int = 1024) -> Iterator[Iterator[Any]]:
-        """Iterate over new commits (CommitEvent, or MissedEvents when behind)."""
-        with self._portal.wrap_async_context_manager(self._remote.subscribe(max_queue)) as receive:
+    def merge_commit(
+        self, label: str, parent: CommitId, target: CommitId, *, author: str | None = None
+    ) -> CommitId:
+        """Append a Merge of `target` into `parent` (the target's operations win)."""
+        return CommitId(
+            self._call("merge_commit", label, _wid(parent), _wid(target), _author(author))
+        )
 
-            def events() -> Iterator[Any]:
-                while True:
-                    try:
-                        yield self._portal.call(receive.receive)
-                    except (anyio.EndOfStream, anyio.ClosedResourceError):
-                        return
+    def disable_commit(
+        self, label: str, parent: CommitId, disabled: CommitId, *, author: str | None = None
+    ) -> CommitId:
+        """Append a Disable commit on `parent` that masks `disabled`."""
+        return CommitId(
+            self._call("disable_commit", label, _wid(parent), _wid(disabled), _author(author))
+        )
 
-            yield events()
+    def enable_commit(
+        self, label: str, parent: CommitId, enabled: CommitId, *, author: str | None = None
+    ) -> CommitId:
+        """Append an Enable commit on `parent` that unmasks `enabled`."""
+        return CommitId(
+            self._call("enable_commit", label, _wid(parent), _wid(enabled), _author(author))
+        )
+
+    def reduce_heads(
+        self, anchor: CommitId | None = None, *, author: str | None = None
+    ) -> CommitId | None:
+        """Fold every head into `anchor` (default: the last commit); None with one head."""
+        return _opt_cid(self._call("reduce_heads", _opt_wid(anchor), _author(author)))
+
+    def forward(self, commit_id: CommitId) -> CommitId:
+        """The single head if there is one, else :meth:`fast_forward`."""
+        return CommitId(self._call("forward", _wid(commit_id)))
+
+    def fast_forward(self, commit_id: CommitId) -> CommitId:
+        """Walk children (then merge nephews), smallest id first, to a head."""
+        return CommitId(self._call("fast_forward", _wid(commit_id)))
+
+    def flatten(
+        self, commit_id: CommitId, path: str | os.PathLike[str], label: str = "flatten"
+    ) -> Any:
+        """A fresh *local* database at `path` (on this client) with one commit holding the
+        state at `commit_id` and only the blobs that state references."""
+        from commitdb.helpers import flatten
+
+        return flatten(self, commit_id, path, label)  # type: ignore[arg-type]
+
+    # -- states ---------------------------------------------------------------------------
+    def state(self, commit_id: CommitId | None) -> RemoteCommitState:
+        """The state at a commit (None or INVALID: the initial state)."""
+        cid = CommitId.INVALID if commit_id is None else _check_id(commit_id)
+        if cid.is_valid:
+            st = self._states.get(cid)
+            if st is not None:
+                return st  # type: ignore[no-any-return]
+            if not self.commit_exists(cid):
+                raise UnknownCommitError(f"missing commit {cid.hex()}")
+        else:
+            self._check_open()
+        st = RemoteCommitState(self, _StateCore(cid, self._cached_defs().definitions))
+        if cid.is_valid:
+            self._states.put(cid, st)
+        return st
+
+    def initial_state(self) -> RemoteCommitState:
+        """The empty state before the first commit."""
+        return self.state(None)
+
+    def merge_state(self, ours: CommitId, theirs: CommitId) -> RemoteCommitState:
+        """The state a merge of `theirs` into `ours` would produce, without writing it."""
+        o, t = _check_id(ours), _check_id(theirs)
+        if not self.is_mergeable(o, t):
+            raise CommitError("not mergeable (one is the ancestor of the other)")
+        defs = self._cached_defs().definitions
+        return RemoteCommitState(self, _StateCore(CommitId.INVALID, defs, (o, t)))
+
+    def documents(self, commit_id: CommitId | None) -> Iterator[tuple[Attachment, Key, Any]]:
+        """(attachment, key, document) for every document at a commit."""
+        st = self.state(commit_id)
+        for att in self.definitions().attachments():
+            for key, doc in st.enumerate(att):
+                yield att, key, doc
+
+    # -- transport (CommitDatabasing) -----------------------------------------------------
+    def commit_data(self, commit_id: CommitId) -> CommitData:
+        """Header and program bytes of a commit."""
+        return _commit_data(self._call("commit_data", _wid(commit_id)))
+
+    def commit_datas(self, commit_ids: Iterable[CommitId]) -> list[CommitData]:
+        """Commit datas of several commits (one round trip)."""
+        return [_commit_data(w) for w in self._call("commit_datas", [_wid(c) for c in commit_ids])]
+
+    def commit_blob_ids(self, data: CommitData) -> set[BlobId]:
+        """Blob ids referenced by a commit's program."""
+        return _blob_ids(self._call("commit_blob_ids", _commit_data_wire(data)))
+
+    def create_commit_data(self, data: CommitData) -> bool:
+        """Store a commit received verbatim; False if it was already there."""
+        return bool(self._call("create_commit_data", _commit_data_wire(data)))
+
+    def create_commit_datas(self, datas: Iterable[CommitData]) -> list[bool]:
+        """Store several commits verbatim, in order (one round trip)."""
+        return [
+            bool(x)
+            for x in self._call("create_commit_datas", [_commit_data_wire(d) for d in datas])
+        ]
+
+    def unknown_blob_ids(self, blob_ids: Iterable[BlobId]) -> set[BlobId]:
+        """The ids among `blob_ids` that are not stored."""
+        return _blob_ids(self._call("unknown_blob_ids", [bytes(b) for b in blob_ids]))
+
+    def blob_datas(self, blob_ids: Iterable[BlobId]) -> list[tuple[BlobId, BlobLayout, bytes]]:
+        """(id, layout, bytes) of the stored blobs among `blob_ids`."""
+        w = self._call("blob_datas", [bytes(b) for b in blob_ids])
+        return [(BlobId(b), _layout(lay), bytes(d)) for b, lay, d in w]
+
+    def create_blobs(self, blobs: Iterable[tuple[BlobLayout, bytes]]) -> list[BlobId]:
+        """Store several blobs in one transaction; returns the ids actually added."""
+        w = self._call("create_blobs", [[_layout_wire(lay), bytes(d)] for lay, d in blobs])
+        return [BlobId(b) for b in w]
+
+    # -- live notifications ---------------------------------------------------------------
+    def subscribe(
+        self,
+        callback: Callable[[CommitEvent | MissedEvents], Any] | None = None,
+        *,
+        window: int = DEFAULT_WINDOW,
+    ) -> Subscription:
+        """Receive each new commit, from any writer, as it lands.
+
+        Args:
+            callback: Called with each event from a helper thread (None: iterate the
+                returned subscription instead).
+            window: Events buffered on this client; a subscriber more than this plus the
+                server's ``--subscriber-queue`` commits behind gets a :class:`MissedEvents`
+                and resumes with the newest commits.
+
+        Returns:
+            The subscription (a context manager; :meth:`Subscription.close` unsubscribes).
+        """
+        window = max(1, window)
+        buffer = _Buffer(self.name, window)
+        t = self._transport
+        tag = t.new_tag()
+        with t.cond:
+            t.buffers[tag] = buffer  # before subscribing: the first events follow at once
+        try:
+            _, first_seq = self._call("subscribe", window, tag)
+        except BaseException:
+            with t.cond:
+                t.buffers.pop(tag, None)
+            raise
+        return Subscription(self, tag, int(first_seq), buffer, callback)
 
 
-class DatabaseRemote(_Sync):
-    """The blocking remote flat database: the local Database names, plain calls."""
+class DatabaseRemote(_BlockingBase):
+    """A flat database served by ``commitdb serve`` (blocking; the local names, arguments,
+    results and errors).
 
-    @staticmethod
-    @contextmanager
-    def connect(url: str, name: str, **kwargs: Any) -> Iterator[DatabaseRemote]:
-        """Connect and open the flat database served as `name`."""
-        with start_blocking_portal() as portal:
-            cm = AsyncDatabaseRemote.connect(url, name, **kwargs)
-            with portal.wrap_async_context_manager(cm) as remote:
-                yield DatabaseRemote(portal, remote)
+    Transactions belong to this connection (its session on the server): another client does
+    not see them before :meth:`commit`, and they are rolled back if the connection drops.
+    """
+
+    kind = "flat"
+
+    def __repr__(self) -> str:
+        closed = " (closed)" if self.is_closed() else ""
+        return f"<DatabaseRemote {self.url}#{self.name}{closed}>"
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        name: str,
+        *,
+        credentials: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+        connect_timeout: float = 10.0,
+    ) -> DatabaseRemote:
+        """Connect to a server and open the flat database served as `name`.
+
+        Args:
+            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
+            name: The served name.
+            credentials: What the server's authenticator expects (a token).
+            ssl_context: The TLS context (``tls://`` URLs).
+            server_hostname: The name to check the server certificate against.
+            timeout: Seconds each call may take (None: no limit).
+            connect_timeout: Seconds to connect at most.
+
+        Returns:
+            The open remote database (a context manager).
+
+        Raises:
+            MethodNotFoundError: The server serves no flat database of that name.
+            HandshakeError: The server refused the connection (credentials...).
+        """
+        remote: DatabaseRemote = cls._open(
+            url,
+            name,
+            credentials=credentials,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
+        return remote
+
+    def __enter__(self) -> DatabaseRemote:
+        return self
+
+    # -- transactions ---------------------------------------------------------------------
+    def begin_transaction(self, mode: str | None = "deferred") -> None:
+        """Open this session's transaction (``deferred``, ``immediate`` or ``exclusive``)."""
+        self._call("begin_transaction", mode)
+
+    def commit(self) -> None:
+        """Write this session's transaction in one storage transaction and end it."""
+        self._call("commit")
+
+    def rollback(self) -> None:
+        """Discard this session's transaction and end it."""
+        self._call("rollback")
+
+    def in_transaction(self) -> bool:
+        """True while this session has a transaction open."""
+        return bool(self._call("in_transaction"))
 
     @contextmanager
     def transaction(self, mode: str | None = "deferred") -> Iterator[DatabaseRemote]:
-        """Commit on success, roll back on exception."""
-        self._run(self._remote.begin_transaction, mode)
+        """A block in a transaction: commit on success, roll back on exception."""
+        self.begin_transaction(mode)
         try:
             yield self
         except BaseException:
-            self._run(self._remote.rollback)
+            self._end_quietly()
             raise
-        self._run(self._remote.commit)
+        if self.is_closed():
+            return
+        try:
+            self.commit()
+        except TransactionError:
+            if self.in_transaction():
+                raise  # else: the block ended the transaction itself
+        except BaseException:
+            self._end_quietly()
+            raise
 
-    def close(self) -> None:
-        """Close the connection."""
-        self._run(self._remote.aclose)
+    def _end_quietly(self) -> None:
+        """Roll back after a failure, if the transaction is still open."""
+        if not self.is_closed():
+            try:
+                self.rollback()
+            except (TransactionError, ConnectionClosedError):
+                pass
+
+    # -- documents ------------------------------------------------------------------------
+    def _ak(self, attachment: Attachment | str, key: Key, write: bool) -> Attachment:
+        att = self._attachment(attachment)
+        _check_key(att, key, write=write)
+        return att
+
+    def keys(self, attachment: Attachment | str) -> set[Key]:
+        """Keys of the documents of an attachment."""
+        att = self._attachment(attachment)
+        w = self._call("keys", att.runtime_id.bytes)
+        return self._with_defs(lambda d: {d.key(k) for k in w})
+
+    def has(self, attachment: Attachment | str, key: Key) -> bool:
+        """True if the document exists."""
+        att = self._ak(attachment, key, False)
+        return bool(self._call("has", att.runtime_id.bytes, _key_wire(key)))
+
+    def get(self, attachment: Attachment | str, key: Key) -> Any:
+        """A copy of the document, or None."""
+        att = self._ak(attachment, key, False)
+        w = self._call("get", att.runtime_id.bytes, _key_wire(key))
+        t = OptionalType(att.document_type)
+        return self._with_defs(lambda d: d.value(w, t))
+
+    def enumerate(self, attachment: Attachment | str) -> list[tuple[Key, Any]]:
+        """(key, document copy) for every document, in key order."""
+        att = self._attachment(attachment)
+        w = self._call("enumerate", att.runtime_id.bytes)
+        t = att.document_type
+        return self._with_defs(lambda d: [(d.key(k), d.value(v, t)) for k, v in w])
+
+    def set(self, attachment: Attachment | str, key: Key, value: Any) -> bool:
+        """Create or replace a document in this session's transaction; returns True."""
+        att = self._ak(attachment, key, True)
+        wire = _value_wire(att, key, value)
+        return bool(self._call("set", att.runtime_id.bytes, _key_wire(key), wire))
+
+    def delete(self, attachment: Attachment | str, key: Key) -> bool:
+        """Delete a document in this session's transaction; returns whether it existed."""
+        att = self._ak(attachment, key, True)
+        return bool(self._call("delete", att.runtime_id.bytes, _key_wire(key)))
+
+    def del_blob(self, blob_id: BlobId) -> bool:
+        """Delete a blob in this session's transaction; returns whether it existed."""
+        return bool(self._call("del_blob", bytes(blob_id)))

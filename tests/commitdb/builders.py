@@ -43,6 +43,7 @@ __all__ = (
     "Graph",
     "Mutation",
     "Schema",
+    "Spec",
     "build",
     "commit",
     "disable",

@@ -186,15 +186,18 @@ _PRIMITIVE_NAMES = tuple(str(t) for t in PRIMITIVE_TYPES)
 _BY_NAME: dict[str, Type] = {str(t): t for t in PRIMITIVE_TYPES}
 _NUMERIC_NAMES = tuple(str(t) for t in NUMERIC)
 
-_LEAF_SPECS = st.one_of(
-    st.sampled_from(_PRIMITIVE_NAMES).map(lambda n: ("prim", n)),
-    st.just(("any",)),
-    st.sampled_from(("root", "mid", "leaf", "other", "club", "any_concept")).map(
-        lambda n: ("key", n)
-    ),
-    st.lists(st.sampled_from(_CASE_NAMES), min_size=1, max_size=4, unique=True).map(
-        lambda cases: ("enum", tuple(cases))
-    ),
+_KEY_TARGETS = ("root", "mid", "leaf", "other", "club", "any_concept")
+_CONTAINERS = (
+    "vector",
+    "set",
+    "map",
+    "optional",
+    "xarray",
+    "tuple",
+    "variant",
+    "vec",
+    "mat",
+    "struct",
 )
 
 
@@ -211,38 +214,55 @@ def _spec_hashable(spec: tuple[Any, ...]) -> bool:
     return True
 
 
-def _extend_specs(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    hashable = children.filter(_spec_hashable)
-    numeric = st.sampled_from(_NUMERIC_NAMES)
-    fields = st.lists(
-        st.tuples(st.sampled_from(_FIELD_NAMES), children, st.booleans()),
-        min_size=1,
-        max_size=3,
-        unique_by=lambda f: f[0],
-    )
-    return st.one_of(
-        children.map(lambda s: ("vector", s)),
-        hashable.map(lambda s: ("set", s)),
-        st.tuples(hashable, children).map(lambda kv: ("map", *kv)),
-        children.map(lambda s: ("optional", s)),
-        children.map(lambda s: ("xarray", s)),
-        st.lists(children, min_size=1, max_size=3).map(lambda ss: ("tuple", tuple(ss))),
-        st.lists(children, min_size=1, max_size=3).map(lambda ss: ("variant", tuple(ss))),
-        st.tuples(numeric, st.integers(1, 4)).map(lambda a: ("vec", *a)),
-        st.tuples(numeric, st.integers(1, 3), st.integers(1, 3)).map(lambda a: ("mat", *a)),
-        fields.map(lambda fs: ("struct", tuple(fs))),
-    )
+def _leaf_spec(rng: random.Random) -> tuple[Any, ...]:
+    category = rng.randrange(5)
+    if category <= 1:
+        return ("prim", rng.choice(_PRIMITIVE_NAMES))
+    if category == 2:
+        return ("any",)
+    if category == 3:
+        return ("key", rng.choice(_KEY_TARGETS))
+    return ("enum", tuple(rng.sample(_CASE_NAMES, rng.randint(1, 4))))
 
 
-_SPECS: dict[int, st.SearchStrategy[Any]] = {}
+def _spec(rng: random.Random, budget: list[int], hashable: bool = False) -> tuple[Any, ...]:
+    """A type spec: a leaf, or a container chosen uniformly while the budget of nodes lasts."""
+    for _ in range(20):
+        spec = _one_spec(rng, budget)
+        if not hashable or _spec_hashable(spec):
+            return spec
+    return ("prim", "int64")
 
 
-def type_specs(max_leaves: int = 6) -> st.SearchStrategy[Any]:
-    """Type specs (nested tuples); :func:`types` materializes them in a schema."""
-    spec = _SPECS.get(max_leaves)
-    if spec is None:
-        spec = _SPECS[max_leaves] = st.recursive(_LEAF_SPECS, _extend_specs, max_leaves=max_leaves)
-    return spec
+def _one_spec(rng: random.Random, budget: list[int]) -> tuple[Any, ...]:
+    if budget[0] <= 0 or rng.randrange(3) == 0:
+        return _leaf_spec(rng)
+    budget[0] -= 1
+    kind = rng.choice(_CONTAINERS)
+    if kind in ("vector", "optional", "xarray"):
+        return (kind, _spec(rng, budget))
+    if kind == "set":
+        return (kind, _spec(rng, budget, hashable=True))
+    if kind == "map":
+        return (kind, _spec(rng, budget, hashable=True), _spec(rng, budget))
+    if kind in ("tuple", "variant"):
+        return (kind, tuple(_spec(rng, budget) for _ in range(rng.randint(1, 3))))
+    if kind == "vec":
+        return (kind, rng.choice(_NUMERIC_NAMES), rng.randint(1, 4))
+    if kind == "mat":
+        return (kind, rng.choice(_NUMERIC_NAMES), rng.randint(1, 3), rng.randint(1, 3))
+    names = rng.sample(_FIELD_NAMES, rng.randint(1, 3))
+    return (kind, tuple((n, _spec(rng, budget), rng.random() < 0.5) for n in names))
+
+
+@st.composite
+def type_specs(draw: st.DrawFn, max_nodes: int = 6) -> tuple[Any, ...]:
+    """Type specs (nested tuples) of at most `max_nodes` containers; see :func:`types`.
+
+    The shape comes from a seeded :class:`random.Random` (uniform over kinds, which
+    hypothesis' own draws are not); values of the type are drawn by hypothesis.
+    """
+    return _spec(random.Random(draw(_SEEDS)), [max_nodes])
 
 
 def materialize(draw: st.DrawFn, spec: tuple[Any, ...], schema: Schema) -> Type:
@@ -309,9 +329,9 @@ def materialize(draw: st.DrawFn, spec: tuple[Any, ...], schema: Schema) -> Type:
 
 
 @st.composite
-def types(draw: st.DrawFn, schema: Schema, max_leaves: int = 6) -> Type:
+def types(draw: st.DrawFn, schema: Schema, max_nodes: int = 6) -> Type:
     """Random storable types; structures and enumerations are registered in `schema`."""
-    return materialize(draw, draw(type_specs(max_leaves)), schema)
+    return materialize(draw, draw(type_specs(max_nodes)), schema)
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,10 +544,10 @@ class TypeAndValue:
 
 
 @st.composite
-def types_and_values(draw: st.DrawFn, max_leaves: int = 6) -> TypeAndValue:
+def types_and_values(draw: st.DrawFn, max_nodes: int = 6) -> TypeAndValue:
     """A schema, a random type and a random input value of it."""
     schema = make_schema()
-    t = draw(types(schema, max_leaves))
+    t = draw(types(schema, max_nodes))
     v = draw(values(t, schema))
     return TypeAndValue(schema, t, v)
 

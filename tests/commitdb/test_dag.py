@@ -13,7 +13,17 @@ from commitdb.commit_database import CommitDatabase
 from commitdb.commits import CommitHeader, CommitKind
 from commitdb.dag import Linearization, linearize, mask
 from commitdb.ids import CommitId
-from tests.commitdb.builders import Graph, Schema, build, disable, enable, merge, open_db, schema
+from tests.commitdb.builders import (
+    Graph,
+    Schema,
+    Spec,
+    build,
+    disable,
+    enable,
+    merge,
+    open_db,
+    schema,
+)
 
 
 @pytest.fixture
@@ -36,7 +46,7 @@ def disabled(db: CommitDatabase, g: Graph, name: str) -> set[str]:
     return g.disabled(db.enabled_by_commit_id(g[name]))
 
 
-def two_branches(s: Schema) -> dict[str, object]:
+def two_branches(s: Schema) -> dict[str, Spec]:
     """r; a1 -> a2 and b1 -> b2 on r, each touching its own element of a set."""
     n = s.doc(s.nums)
     return {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path as FsPath
@@ -477,6 +478,71 @@ def test_diff_of_a_reordered_xarray_replaces_it_whole(db: CommitDatabase, s: Sch
     ms2 = fresh(db, db.commit_mutations("xs", ms2))
     ms2.diff(s.xs, s.k1, reordered)
     assert [op.kind for op in ops(ms2)] == [OpKind.DOCUMENT_SET]
+
+
+def test_diff_revives_a_removed_position_in_place(db: CommitDatabase, s: Schema) -> None:
+    items = XArray()
+    a, b = items.append("a"), items.append("b")
+    items.remove(a)
+    ms = fresh(db)
+    ms.set(s.xs, s.k1, items)
+    base = db.commit_mutations("xs", ms)
+    back = XArray()
+    back.append("A", a)
+    back.append("b", b)
+    ms = fresh(db, base)
+    ms.diff(s.xs, s.k1, back)
+    assert described(ms) == [f"XARRAY_UPDATE, ., {a}, 'A'"]
+    assert ms.get(s.xs, s.k1).items() == back.items()
+    # the removed position coming back elsewhere is a reorder: whole replacement
+    moved = XArray()
+    moved.append("b", b)
+    moved.append("A", a)
+    ms = fresh(db, base)
+    ms.diff(s.xs, s.k1, moved)
+    assert [op.kind for op in ops(ms)] == [OpKind.DOCUMENT_SET]
+    assert ms.get(s.xs, s.k1).items() == moved.items()
+
+
+def test_diff_turns_the_document_into_the_value_on_random_values(
+    db: CommitDatabase, s: Schema
+) -> None:
+    rng = random.Random(7)
+    pool = [uuid.UUID(int=i + 1) for i in range(6)]
+
+    def xarray() -> XArray:
+        x = XArray()
+        for p in rng.sample(pool, rng.randrange(0, 5)):
+            x.append(rng.choice("abc"), p)
+            if rng.random() < 0.2:
+                x.remove(p)
+        return x
+
+    def value() -> Any:
+        return s.rec_value(
+            name=rng.choice(["", "a", "b"]),
+            count=rng.randrange(3),
+            tags=set(rng.sample(range(5), rng.randrange(4))),
+            scores={k: rng.randrange(3) for k in rng.sample("xyz", rng.randrange(3))},
+            values=[rng.randrange(3) for _ in range(rng.randrange(3))],
+            maybe=rng.choice([None, {"x": 1, "y": rng.randrange(2)}]),
+            items=xarray(),
+            p={"x": rng.randrange(2), "y": rng.randrange(2)},
+            places={k: {"x": rng.randrange(2), "y": 0} for k in rng.sample("uv", rng.randrange(3))},
+        )
+
+    for i in range(150):
+        ms = fresh(db)
+        ms.set(s.rec, s.k1, value())
+        ms = fresh(db, db.commit_mutations(f"cur {i}", ms))
+        new = value()
+        ms.diff(s.rec, s.k1, new, recursive=rng.random() < 0.5)
+        got = ms.get(s.rec, s.k1)
+        assert got.items.items() == new.items.items()
+        got.items = new.items
+        assert got == new
+        live = ms.get(s.rec, s.k1)
+        assert db.state(db.commit_mutations(f"diff {i}", ms)).get(s.rec, s.k1) == live
 
 
 def test_diff_of_an_xarray_rebuilt_from_a_list_removes_and_inserts_all(

@@ -416,7 +416,17 @@ def test_clear_and_reset_undo_redo(store: CommitStore, s: Schema) -> None:
     store.reset_undo_redo()
     assert store.undo() is None
     assert nums(store, s) == {1, 2}
-    assert isinstance(UndoEntry(store.commit_id(), "x").undo_commit_id, type(None))
+
+
+def test_undo_entries_remember_their_undo_commit(store: CommitStore, s: Schema) -> None:
+    store.dispatch("A", add(s, 1))
+    a = store.commit_id()
+    entry = UndoEntry(a, "A")
+    assert entry.undo_commit_id is None
+    undo = store.undo()
+    assert undo is not None
+    assert store.undo_stack_ids() == ([a], None)
+    assert store.database().commit_header(undo).target_commit_id == a
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,13 +53,13 @@ from commitdb.types import (
     TupleType,
     Type,
     VariantType,
-    VecType,
     VectorType,
+    VecType,
     XArrayType,
     describe,
     is_hashable_type,
 )
-from commitdb.values import NIL_UUID, EnumCase, Key, StructValue, Typed, XArray
+from commitdb.values import NIL_UUID, Key, StructValue, Typed, XArray
 
 NS_UUID = "2b7e1516-28ae-4d2a-a6f7-15880911cf3c"
 ROOT = Path(__file__).resolve().parents[2]
@@ -629,7 +629,10 @@ def test_field_default_holding_typed_values(w: World) -> None:
     s = w.defs.create_structure(
         w.ns,
         "Holder",
-        [Field("a", ANY, Typed(VectorType(INT64), [1])), Field("v", VariantType([INT8, STRING]), 3)],
+        [
+            Field("a", ANY, Typed(VectorType(INT64), [1])),
+            Field("v", VariantType([INT8, STRING]), 3),
+        ],
     )
     one, two = s(), s()
     assert one.a == Typed(VectorType(INT64), [1]) and one.a is not two.a
@@ -749,7 +752,9 @@ def test_attachment_id_and_identifier(w: World) -> None:
     assert Attachment(w.ns, "pos", KeyType(w.glass), w.color).runtime_id != att.runtime_id
     assert Attachment(w.ns, "pos2", KeyType(w.glass), w.point).runtime_id != att.runtime_id
     assert att.identifier == "Art::Glass.pos"
-    assert Attachment(w.ns, "tag", KeyType(ANY_CONCEPT), STRING).identifier == "Art::any_concept.tag"
+    assert (
+        Attachment(w.ns, "tag", KeyType(ANY_CONCEPT), STRING).identifier == "Art::any_concept.tag"
+    )
     foreign = ConceptType(Namespace("Lib", "00000000-0000-0000-0000-0000000000aa"), "User")
     assert Attachment(w.ns, "p", KeyType(foreign), STRING).identifier == "Art::Lib::User.p"
     assert repr(att) == "<attachment Art::Glass.pos: Art::Point>"

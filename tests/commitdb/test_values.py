@@ -80,7 +80,7 @@ def test_key_fresh_ids_nil_and_immutability(w: World) -> None:
     nil = Key(w.glass, NIL_UUID)
     assert nil.is_nil
     with pytest.raises(AttributeError, match="immutable"):
-        k1.id = uuid.uuid4()  # type: ignore[misc]
+        k1.id = uuid.uuid4()
     with pytest.raises(ValueError):
         Key(w.glass, "not-a-uuid")
     assert copy.copy(k1) is k1 and copy.deepcopy(k1) is k1
@@ -108,7 +108,7 @@ def test_enum_case_identity_and_equality(w: World) -> None:
     assert repr(w.color.blue) == "Color.blue"
     assert copy.copy(red) is red and copy.deepcopy(red) is red
     with pytest.raises(AttributeError, match="immutable"):
-        red.name = "x"  # type: ignore[misc]
+        red.name = "x"
 
 
 def test_enum_cases_order_by_name(w: World) -> None:
@@ -195,7 +195,7 @@ def test_struct_fields_are_attributes_and_slots(w: World) -> None:
     v.x = 3.0
     assert v.x == 3.0
     with pytest.raises(AttributeError):
-        v.z = 1  # type: ignore[attr-defined]
+        v.z = 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,7 +378,7 @@ def test_typed_validates_and_compares(w: World) -> None:
     with pytest.raises(ValidationError, match="int8 in"):
         Typed(INT8, 500)
     with pytest.raises(AttributeError, match="immutable"):
-        t.value = 3  # type: ignore[misc]
+        t.value = 3
     assert Typed(SetType(STRING), ["a", "a"]).value == {"a"}
     assert (t == 5) is False
 

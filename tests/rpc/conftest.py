@@ -69,6 +69,7 @@ class ServerProcess:
     proc: subprocess.Popen[bytes]
     url: str
     stderr_lines: list[str] = field(default_factory=list)
+    pump: threading.Thread | None = None
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL after 10 s; returns the exit code."""
@@ -79,13 +80,19 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        self._join()
         return self.proc.returncode
+
+    def _join(self) -> None:
+        if self.pump is not None:
+            self.pump.join(timeout=10)
 
     def kill(self) -> None:
         """SIGKILL the server and reap it."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=10)
+        self._join()
 
 
 def _child_env() -> dict[str, str]:
@@ -120,16 +127,18 @@ def start_server_process(factory: str, listen: str, *extra: str) -> ServerProces
 
     def pump() -> None:  # drains stderr (so the child never blocks on a full pipe)
         assert proc.stderr is not None
-        for raw in proc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            server.stderr_lines.append(line)
-            found = re.search(r"serving .* on (\S+)", line)
-            if found and not server.url:
-                server.url = found.group(1)
-                ready.set()
+        with proc.stderr:
+            for raw in proc.stderr:
+                line = raw.decode(errors="replace").rstrip()
+                server.stderr_lines.append(line)
+                found = re.search(r"serving .* on (\S+)", line)
+                if found and not server.url:
+                    server.url = found.group(1)
+                    ready.set()
         ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    server.pump = threading.Thread(target=pump, daemon=True)
+    server.pump.start()
     if not ready.wait(60) or not server.url:
         server.kill()
         raise AssertionError("the server did not start:\n" + "\n".join(server.stderr_lines))

@@ -27,7 +27,7 @@ from rpc.examples.graph import ge_definitions, make_ge_pools
 from rpc.pools import AttachmentFunctionPool, FunctionPool
 from rpc.service import Service
 
-__all__ = ("PROXIES", "make_edit_pool", "make_lab_pool", "make_service")
+__all__ = ("PROXIES", "SLOW_DONE", "make_edit_pool", "make_lab_pool", "make_service")
 
 DEFS = ge_definitions()
 TOPOLOGY = DEFS.check_attachment("Graph::Graph.topology")
@@ -38,6 +38,9 @@ GraphKey = Annotated[Key, TOPOLOGY.key_type]
 #: keep them alive after the call).
 PROXIES: list[weakref.ref[Any]] = []
 _LOCK = threading.Lock()
+
+#: Set when an ``Edit.slow_tag`` call ends in the server (whatever happened to the client).
+SLOW_DONE = threading.Event()
 
 
 def make_lab_pool() -> FunctionPool:
@@ -168,7 +171,7 @@ def make_edit_pool(defs: Definitions = DEFS) -> AttachmentFunctionPool:
         topo = state.get(topology, graphKey)
         before = 0 if topo is None else len(topo.vertexKeys)
         document = visual.document_type(value=7, color=color(red=0.1, green=0.2, blue=0.3))
-        for i in range(count):
+        for _ in range(count):
             state.set(visual, visual.create_key(), document)
         return before
 
@@ -182,11 +185,16 @@ def make_edit_pool(defs: Definitions = DEFS) -> AttachmentFunctionPool:
 
     @edit.function
     def slow_tag(state: Any, graphKey: GraphKey, seconds: float) -> None:
-        """Set a tag, read (so the client has it), sleep, then set another tag."""
-        state.set(tags, graphKey, {"before": "sleep"})
-        state.has(tags, graphKey)
-        time.sleep(min(seconds, 30.0))
-        state.union_in_map(tags, graphKey, ".", {"after": "sleep"})
+        """Set a tag, read (so the client has it), sleep, then set another tag (SLOW_DONE is
+        set when the call ends in the server, whatever happened to the client)."""
+        try:
+            state.set(tags, graphKey, {"before": "sleep"})
+            state.has(tags, graphKey)
+            time.sleep(min(seconds, 30.0))
+            state.union_in_map(tags, graphKey, ".", {"after": "sleep"})
+            state.has(tags, graphKey)
+        finally:
+            SLOW_DONE.set()
 
     @edit.function(mutable=False)
     def count_tags(state: Any, graphKey: GraphKey) -> int:

@@ -1,0 +1,210 @@
+"""Gateway security: bearer tokens and permissions, the rate limiter, the audit log.
+
+* :class:`TokenTable` — ``TOKEN:PERMISSION`` specs (``read``, ``read-write``, ``admin``);
+  lookups compare in constant time. With no token configured, every client is ``admin``.
+* :class:`RateLimiter` — one token bucket per client (``rate`` calls per second, ``burst``
+  calls at once); a refused call learns how long to wait.
+* :class:`AuditLog` — one line per call on the ``commitdb.audit`` logger: method, client,
+  principal (``token#N``, never the token), outcome and duration. Never params or secrets.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = (
+    "AuditLog",
+    "Permission",
+    "Principal",
+    "RateLimiter",
+    "TokenTable",
+    "bearer_token",
+)
+
+AUDIT_LOGGER = "commitdb.audit"
+
+
+class Permission(enum.IntEnum):
+    """What a token allows; each level includes the ones below."""
+
+    READ = 1
+    WRITE = 2
+    ADMIN = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Permission:
+        """``read``, ``read-write`` or ``admin``.
+
+        Raises:
+            ValueError: Another word.
+        """
+        found = {"read": cls.READ, "read-write": cls.WRITE, "admin": cls.ADMIN}.get(text)
+        if found is None:
+            raise ValueError(f"unknown permission {text!r} (read, read-write or admin)")
+        return found
+
+    @property
+    def label(self) -> str:
+        """``read``, ``read-write`` or ``admin``."""
+        return {1: "read", 2: "read-write", 3: "admin"}[int(self)]
+
+    @classmethod
+    def of_method(cls, level: str) -> Permission:
+        """The permission a method's level (``read``, ``write``, ``admin``) needs."""
+        return {"read": cls.READ, "write": cls.WRITE, "admin": cls.ADMIN}[level]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a name fit for logs (``token#2``, ``anonymous``) and a permission."""
+
+    name: str
+    permission: Permission
+
+
+ANONYMOUS_ADMIN = Principal("anonymous", Permission.ADMIN)
+
+
+class TokenTable:
+    """The configured bearer tokens and their permissions."""
+
+    def __init__(self, specs: Iterable[str] = ()) -> None:
+        """Read ``TOKEN:PERMISSION`` specs (a bare ``TOKEN`` is read-write).
+
+        Raises:
+            ValueError: An empty token or an unknown permission (the token is not shown).
+        """
+        self._tokens: list[tuple[bytes, Principal]] = []
+        for i, spec in enumerate(specs, start=1):
+            token, sep, perm = spec.rpartition(":")
+            if not sep:
+                token, perm = spec, "read-write"
+            if not token:
+                raise ValueError(f"token #{i} is empty")
+            self._tokens.append((token.encode(), Principal(f"token#{i}", Permission.parse(perm))))
+
+    @property
+    def enabled(self) -> bool:
+        """True when tokens are required."""
+        return bool(self._tokens)
+
+    def lookup(self, token: str | None) -> Principal | None:
+        """The principal a token stands for, or None (compares every entry in constant
+        time, so the answer's timing says nothing about the tokens)."""
+        if not self._tokens:
+            return ANONYMOUS_ADMIN
+        if token is None:
+            return None
+        given = token.encode()
+        found: Principal | None = None
+        for known, principal in self._tokens:
+            if hmac.compare_digest(known, given) and found is None:
+                found = principal
+        return found
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class RateLimiter:
+    """Token buckets per client key: ``rate`` calls per second, bursts of ``burst``."""
+
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, rate: float | None, burst: int | None = None) -> None:
+        """Create the limiter (``rate`` None or 0: no limit).
+
+        Args:
+            rate: Calls per second refilled in each bucket.
+            burst: Bucket capacity (default: ``max(1, rate)``).
+        """
+        self.rate = rate if rate and rate > 0 else None
+        self.burst = float(burst if burst else max(1.0, math.ceil(rate or 1)))
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, updated)
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    def acquire(self, key: str, now: float | None = None) -> float:
+        """Take one call from the client's bucket.
+
+        Returns:
+            0 when allowed, else the seconds to wait before the next call is allowed.
+        """
+        if self.rate is None:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, updated = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - updated) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                self._prune(now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            self.refused += 1
+            return (1.0 - tokens) / self.rate
+
+    def _prune(self, now: float) -> None:
+        if len(self._buckets) <= self.MAX_CLIENTS:
+            return
+        rate = self.rate or 1.0
+        full = [k for k, (t, u) in self._buckets.items() if t + (now - u) * rate >= self.burst]
+        for k in full:
+            del self._buckets[k]
+
+
+class AuditLog:
+    """Writes the audit line of each call."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or logging.getLogger(AUDIT_LOGGER)
+
+    def record(
+        self,
+        *,
+        method: str,
+        client: str,
+        principal: str,
+        transport: str,
+        outcome: str,
+        duration: float,
+    ) -> None:
+        """Log one call.
+
+        Args:
+            method: The method name (or ``-`` when the message had none).
+            client: The client address.
+            principal: ``token#N`` or ``anonymous`` (never a token).
+            transport: ``http`` or ``ws``.
+            outcome: ``ok`` or ``error <code>``.
+            duration: Seconds spent.
+        """
+        self.logger.info(
+            "method=%s client=%s principal=%s transport=%s outcome=%s duration_ms=%.3f",
+            _safe(method),
+            client,
+            principal,
+            transport,
+            outcome.replace(" ", ":"),
+            duration * 1000.0,
+        )
+
+
+def _safe(text: str) -> str:
+    """A method name fit for one log field (client-chosen text: no spaces, bounded)."""
+    cleaned = "".join(c if c.isprintable() and not c.isspace() else "?" for c in text[:120])
+    return cleaned or "-"

@@ -1,0 +1,1 @@
+"""Tests of the JSON-RPC gateway clients (Python and JavaScript) against a live gateway."""

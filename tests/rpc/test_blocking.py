@@ -1,0 +1,124 @@
+"""The blocking facade: the same names as the async ServiceRemote, plain calls.
+
+These are plain synchronous tests: the service runs in a blocking portal's event loop thread
+(stopped by the fixture), the client in another portal (BlockingServiceRemote.connect).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from anyio.from_thread import start_blocking_portal
+
+from commitdb import CommitDatabase, CommitStore
+from commitdb.definitions import Definitions
+from commitdb.errors import NotFoundError, ValidationError
+from commitdb.mutable_state import CommitMutableState
+from rpc.blocking import Blocking, BlockingServiceRemote
+from rpc.errors import AuthenticationError, CallTimeoutError, RemoteError
+from rpc.service_remote import RemoteFunctionPool, ServiceRemote
+from tests.rpc.conftest import Serving
+from tests.rpc.service_factory import make_service
+
+
+@pytest.fixture
+def url(serving: Serving) -> Iterator[str]:
+    """A service in its own event loop thread, for the blocking clients."""
+    service = make_service()
+    service.authenticator = lambda credentials: credentials in (None, "token")
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(serving(service)) as (_, urls),
+    ):
+        yield urls[0]
+
+
+def public_methods(cls: type) -> set[str]:
+    return {
+        name
+        for name, value in inspect.getmembers(cls)
+        if not name.startswith("_") and callable(value) and not isinstance(value, type)
+    }
+
+
+def test_the_same_calls_as_the_async_remote(url: str) -> None:
+    with BlockingServiceRemote.connect(url) as remote:
+        assert remote.function_pool("Tools").check("add")(32, 10) == 42
+        assert remote.pools.Tools.add(32, 10) == 42
+        assert remote.pools["Tools"].add(1, 1) == 2
+        assert remote.ping() == "pong"
+        assert {p.name for p in remote.function_pools()} == {"Tools", "Lab"}
+        assert "ModelGraph" in {p.name for p in remote.attachment_function_pools()}
+        assert {p.name for p in remote.pools} == {"Tools", "Lab"}
+        assert remote.query_function_pool("Nope") is None
+        assert not remote.is_closed()
+    assert remote.is_closed()
+
+
+def test_every_public_method_of_the_async_remote_exists_on_the_blocking_one(url: str) -> None:
+    async_names = public_methods(ServiceRemote) - {"connect"}  # connect: the facade's own
+    with BlockingServiceRemote.connect(url) as remote:
+        assert isinstance(remote, Blocking)
+        for name in sorted(async_names):
+            method = getattr(remote, name)
+            assert callable(method), name
+            assert not inspect.iscoroutinefunction(method), name
+        assert set(dir(remote)) >= async_names
+        pool = remote.function_pool("Tools")
+        for name in public_methods(RemoteFunctionPool):
+            assert callable(getattr(pool, name)), name
+        assert len(pool) == 4 and "add" in dir(pool)
+        add = pool.check("add")
+        assert isinstance(add, Blocking)
+        assert add.name == "add" and add.prototype.name == "add"
+        assert not inspect.iscoroutine(add(1, 2))
+        assert all(isinstance(f, Blocking) for f in pool.functions())
+        assert isinstance(remote.definitions(), Definitions)
+        assert remote.ping() == "pong"
+
+
+def test_errors_cross_the_portal_with_their_class(url: str) -> None:
+    with BlockingServiceRemote.connect(url, timeout=30) as remote:
+        with pytest.raises(ValidationError):
+            remote.pools.Tools.add("x", 1)
+        with pytest.raises(NotFoundError):
+            remote.function_pool("Nope")
+        with pytest.raises(RemoteError, match="ValueError: boom"):
+            remote.pools.Lab.fail("boom")
+        with pytest.raises(CallTimeoutError):
+            remote.pools.Lab.sleep(1.0, timeout=0.05)
+        assert remote.pools.Tools.add(2, 3) == 5
+
+
+def test_credentials_through_the_facade(url: str) -> None:
+    with BlockingServiceRemote.connect(url, credentials="token") as remote:
+        assert remote.ping() == "pong"
+    with pytest.raises(AuthenticationError), BlockingServiceRemote.connect(url, credentials="bad"):
+        pass
+
+
+def test_attachment_calls_and_a_commit_store_dispatch(url: str, tmp_path: Path) -> None:
+    with BlockingServiceRemote.connect(url) as remote:
+        defs = remote.definitions()
+        with CommitDatabase.create(tmp_path / "b.cdb", defs) as db:
+            store = CommitStore(db)
+            graph = defs.check_attachment("Graph::Graph.topology").create_key()
+            position = defs.check_type("Graph::Position")
+            model = remote.attachment_pools.ModelGraph
+            keys = []
+            store.dispatch(
+                "two vertices",
+                lambda ms: keys.extend(
+                    model.newVertex(ms, graph, v, position(x=v, y=0.0)) for v in (1, 2)
+                ),
+            )
+            store.dispatch("an edge", lambda ms: model.newEdge(ms, graph, keys[0], keys[1]))
+            state = store.state()
+            topology = state.get("Graph::Graph.topology", graph)
+            assert topology.vertexKeys == set(keys) and len(topology.edgeKeys) == 1
+            ms = CommitMutableState(state)
+            remote.attachment_pools.ModelSelection.selectAll(ms, graph)
+            assert remote.attachment_pools.ModelSelection.selectedVertices(ms, graph) == set(keys)

@@ -1,0 +1,485 @@
+"""Remote-local attachment calls: the business logic runs on the server, every read and every
+mutation lands in the client's own CommitMutableState (LMDB in tmp_path).
+
+The central test runs one scripted Ge session twice — through the pools called locally and
+through a live service — with the same deterministic uuids, and requires exactly the same
+results, opcodes, documents and commit ids.
+"""
+
+from __future__ import annotations
+
+import abc
+import gc
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import tests.rpc.service_factory as factory
+from commitdb.commit_database import CommitDatabase
+from commitdb.definitions import Definitions
+from commitdb.errors import CommitError, ValidationError
+from commitdb.ids import CommitId
+from commitdb.mutable_state import CommitMutableState
+from commitdb.values import END, Key
+from rpc.connection import Connection
+from rpc.errors import CallTimeoutError, RemoteError
+from rpc.examples.graph import ge_definitions, make_ge_pools
+from rpc.packets import Notify, Request
+from rpc.pools import AttachmentFunctionPool
+from rpc.service import Service
+from rpc.service_remote import ServiceRemote
+from tests.rpc.conftest import Serving
+
+pytestmark = pytest.mark.anyio
+
+ATTACHMENTS = (
+    "Graph::Graph.topology",
+    "Graph::Graph.tags",
+    "Graph::Graph.comments",
+    "Graph::Graph.selection",
+    "Graph::Graph.description",
+    "Graph::Vertex.render2DAttributes",
+    "Graph::Vertex.visualAttributes",
+    "Graph::Edge.topology",
+)
+
+
+class DeterministicUUIDs:
+    """A uuid4 replacement: version-4 uuids from a counter (reset per run)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> uuid.UUID:
+        self.n += 1
+        return uuid.UUID(int=(0x5EED << 96) | self.n, version=4)
+
+
+@pytest.fixture
+def uuids(monkeypatch: pytest.MonkeyPatch) -> Iterator[DeterministicUUIDs]:
+    gen = DeterministicUUIDs()
+    monkeypatch.setattr(uuid, "uuid4", gen)
+    yield gen
+
+
+@pytest.fixture(scope="module")
+def service() -> Service:
+    return factory.make_service()
+
+
+@asynccontextmanager
+async def remote_of(serving: Serving, service: Service) -> AsyncIterator[ServiceRemote]:
+    async with serving(service) as (_, urls), ServiceRemote.connect(urls[0]) as remote:
+        yield remote
+
+
+# --------------------------------------------------------------------------------------------
+# Runners: the same session locally and remotely
+
+
+class Runner(abc.ABC):
+    """Calls pool functions on a mutable state over a CommitDatabase and commits steps."""
+
+    def __init__(self, db: CommitDatabase, defs: Definitions) -> None:
+        self.db = db
+        self.defs = defs
+        self.ms = CommitMutableState(db.initial_state())
+        self.commits: list[CommitId] = []
+        self.snapshots: list[Any] = []
+
+    async def call(self, pool: str, function: str, *args: Any) -> Any:
+        return await self.call_on(self.ms, pool, function, *args)
+
+    @abc.abstractmethod
+    async def call_on(self, state: Any, pool: str, function: str, *args: Any) -> Any:
+        """Call a pool function on a state."""
+
+    def type(self, name: str, **fields: Any) -> Any:
+        return self.defs.check_type(name)(**fields)
+
+    def snapshot(self) -> Any:
+        return {
+            name: self.ms.enumerate(self.defs.check_attachment(name)) for name in ATTACHMENTS
+        }
+
+    def commit(self, label: str) -> None:
+        ops = self.ms.mutations().all_ops()
+        docs = self.snapshot()
+        cid = self.db.commit_mutations(label, self.ms, author="test")
+        self.commits.append(cid)
+        self.snapshots.append((label, ops, docs))
+        self.ms = CommitMutableState(self.db.state(cid))
+
+
+class LocalRunner(Runner):
+    def __init__(self, db: CommitDatabase, defs: Definitions) -> None:
+        super().__init__(db, defs)
+        tools, pools = make_ge_pools(defs)
+        self.pools: dict[str, AttachmentFunctionPool] = {p.name: p for p in pools}
+        self.pools["Edit"] = factory.make_edit_pool(defs)
+
+    async def call_on(self, state: Any, pool: str, function: str, *args: Any) -> Any:
+        return self.pools[pool].check(function)(state, *args)
+
+
+class RemoteRunner(Runner):
+    def __init__(self, db: CommitDatabase, remote: ServiceRemote) -> None:
+        super().__init__(db, remote.definitions())
+        self.remote = remote
+
+    async def call_on(self, state: Any, pool: str, function: str, *args: Any) -> Any:
+        return await self.remote.attachment_function_pool(pool).check(function)(state, *args)
+
+
+def comment_positions(r: Runner, graph: Key) -> list[uuid.UUID]:
+    comments = r.ms.get("Graph::Graph.comments", graph)
+    return [] if comments is None else list(comments.live_positions())
+
+
+async def session(r: Runner) -> list[Any]:
+    """A scripted editing session covering every Ge pool; returns what the calls returned."""
+    log: list[Any] = []
+    topology = r.defs.check_attachment("Graph::Graph.topology")
+    g, g2, g3, g4, g5 = (topology.create_key() for _ in range(5))
+    rect = r.type("Graph::Rectangle", x=0.0, y=0.0, w=100.0, h=50.0)
+
+    def pos(x: float, y: float) -> Any:
+        return r.type("Graph::Position", x=x, y=y)
+
+    # vertices and edges
+    vs = [await r.call("ModelGraph", "newVertex", g, 10 * i, pos(i, -i)) for i in range(4)]
+    log += vs
+    log.append(await r.call("ModelGraph", "newEdge", g, vs[0], vs[1]))
+    log.append(await r.call("ModelGraph", "newEdge", g, vs[1], vs[2]))
+    log.append(await r.call("ModelGraph", "randomVertex", g, rect))
+    log.append(await r.call("ModelGraph", "randomEdge", g))
+    r.commit("vertices and edges")
+
+    # tags and the description
+    await r.call("ModelGraph", "setGraphTag", g, "owner", "ada")
+    await r.call("ModelGraph", "setGraphTag", g, "kind", "demo")
+    await r.call("ModelGraph", "updateGraphTag", g, "owner", "grace")
+    await r.call("ModelGraph", "updateGraphTag", g, "missing", "ignored")
+    await r.call("ModelGraph", "randomTag", g)
+    await r.call("ModelGraph", "unsetGraphTags", g, {"kind", "nope"})
+    await r.call("ModelGraph", "setGraphLabel", g, "first")
+    await r.call("ModelGraph", "setGraphLabel", g, "second")
+    r.commit("tags")
+
+    # comments: xarray insert / update / remove
+    for text in ("one", "two", "three"):
+        await r.call("ModelGraph", "appendGraphComment", g, text)
+    p = comment_positions(r, g)
+    await r.call("ModelGraph", "insertGraphComment", g, p[1], "one and a half")
+    await r.call("ModelGraph", "insertGraphComment", g, END, "last")
+    await r.call("ModelGraph", "updateGraphComment", g, p[0], "ONE")
+    await r.call("ModelGraph", "removeGraphComment", g, p[2])
+    await r.call("ModelGraph", "randomComment", g)
+    log.append(r.ms.get("Graph::Graph.comments", g).to_list())
+    r.commit("comments")
+
+    # vertex attributes
+    await r.call("ModelGraph", "setVertexColor", vs[0], r.type("Graph::Color", red=1.0))
+    await r.call("ModelGraph", "setVertexPosition", vs[1], pos(7.5, 8.5))
+    await r.call("ModelGraph", "setVertexValue", vs[2], 99)
+    await r.call("ModelGraph", "moveVertices", {vs[0], vs[3]}, pos(1.0, 2.0))
+    fresh = r.defs.check_attachment("Graph::Vertex.visualAttributes").create_key()
+    await r.call("ModelGraph", "setVertexValue", fresh, 5)  # creates the document
+    r.commit("attributes")
+
+    # selection
+    await r.call("ModelSelection", "selectAll", g)
+    log.append(await r.call("ModelSelection", "selectedVertices", g))
+    await r.call("ModelSelection", "invertEdgesSelection", g)
+    await r.call("ModelSelection", "invertSelection", g)
+    await r.call("ModelSelection", "setSelectionToVertex", g, vs[1])
+    await r.call("ModelSelection", "combineSelectionWithVertex", g, vs[2], True)
+    await r.call("ModelSelection", "incrementVertexValue", g, 3)
+    log.append(await r.call("ModelSelection", "selectedEdges", g))
+    await r.call("ModelSelection", "selectAllEdges", g)
+    await r.call("ModelSelection", "deselectAllEdges", g)
+    await r.call("ModelSelection", "selectAllVertices", g)
+    await r.call("ModelSelection", "invertVerticesSelection", g)
+    await r.call("ModelSelection", "setSelection", g, {vs[0]}, set())
+    log.append(await r.call("ModelSelection", "selectedVertices", g))
+    r.commit("selection")
+
+    # bigger graphs
+    await r.call("ModelGraph", "randomGraph", g2, 12, 20, rect)
+    await r.call("ModelGraph", "killer", g3, 6)
+    await r.call("ModelSelection", "selectAll", g2)
+    await r.call("ModelSelection", "deleteSelection", g2)
+    await r.call("ModelGraph", "clearGraph", g3)
+    await r.call("ModelGraph", "noArgs")
+    r.commit("bigger graphs")
+
+    # integrity
+    await r.call("ModelGraph", "graphWithMissingVertex", g4)
+    await r.call("ModelIntegrity", "restoreIntegrityByCreating", g4)
+    await r.call("ModelGraph", "graphWithMissingVertexProperties", g5)
+    await r.call("ModelSelection", "selectAllVertices", g5)
+    await r.call("ModelIntegrity", "restoreVertexSelection", g5)
+    await r.call("ModelIntegrity", "restoreIntegrityByDeleting", g5)
+    await r.call("ModelSelection", "setSelectionToVertex", g, vs[1])
+    await r.call("ModelGraph", "deleteSelectionBugged", g)
+    await r.call("ModelIntegrity", "restoreIntegrityByRestoring", g)
+    await r.call("ModelSelection", "deselectAll", g)
+    r.commit("integrity")
+
+    # a failing function: what it did before failing stays, for the client to keep
+    try:
+        await r.call("ModelGraph", "graphWithError", g4)
+    except (ValueError, RemoteError) as exc:
+        message = exc.message if isinstance(exc, RemoteError) else f"ValueError: {exc}"
+        log.append(message)
+    r.commit("kept after the error")
+    return log
+
+
+async def test_remote_calls_produce_exactly_the_local_documents_and_opcodes(
+    tmp_path: Path, serving: Serving, service: Service, uuids: DeterministicUUIDs
+) -> None:
+    local_defs = ge_definitions()
+    with CommitDatabase.create(tmp_path / "local.cdb", local_defs) as local_db:
+        uuids.n = 0
+        local = LocalRunner(local_db, local_defs)
+        local_log = await session(local)
+        async with remote_of(serving, service) as remote:
+            with CommitDatabase.create(tmp_path / "remote.cdb", remote.definitions()) as db:
+                uuids.n = 0
+                remote_runner = RemoteRunner(db, remote)
+                remote_log = await session(remote_runner)
+                committed = [db.state(c) for c in remote_runner.commits]
+                last_remote = {
+                    name: committed[-1].enumerate(db.definitions().check_attachment(name))
+                    for name in ATTACHMENTS
+                }
+        last_local = {
+            name: local_db.state(local.commits[-1]).enumerate(local_defs.check_attachment(name))
+            for name in ATTACHMENTS
+        }
+    assert remote_log == local_log
+    assert any("graphWithError" in str(entry) for entry in remote_log)
+    assert len(remote_runner.snapshots) == len(local.snapshots) == 8
+    for (label, r_ops, r_docs), (_, l_ops, l_docs) in zip(
+        remote_runner.snapshots, local.snapshots, strict=True
+    ):
+        assert r_ops == l_ops, label
+        assert r_docs == l_docs, label
+        assert r_ops, label
+    assert remote_runner.commits == local.commits  # same programs on the same bases
+    assert last_remote == last_local
+
+
+# --------------------------------------------------------------------------------------------
+# Reads, failures, read-only calls
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[CommitDatabase]:
+    with CommitDatabase.create(tmp_path / "client.cdb", ge_definitions()) as database:
+        yield database
+
+
+def graph_key(defs: Definitions) -> Key:
+    return defs.check_attachment("Graph::Graph.topology").create_key()
+
+
+async def test_reads_see_earlier_mutations_of_the_same_call(
+    serving: Serving, service: Service, db: CommitDatabase
+) -> None:
+    defs = db.definitions()
+    g = graph_key(defs)
+    local = CommitMutableState(db.initial_state())
+    expected = factory.make_edit_pool(defs).check("read_your_writes")(local, g)
+    assert expected == ["a", "a,b,c", "b,c", "1"]
+    async with remote_of(serving, service) as remote:
+        ms = CommitMutableState(db.initial_state())
+        assert await remote.attachment_pools.Edit.read_your_writes(ms, g) == expected
+        assert ms.mutations().all_ops() == local.mutations().all_ops()
+
+
+async def test_a_wrong_typed_value_raises_inside_the_server_function(
+    serving: Serving, service: Service, db: CommitDatabase
+) -> None:
+    async with remote_of(serving, service) as remote:
+        ms = CommitMutableState(db.initial_state())
+        message = await remote.attachment_pools.Edit.wrong_type(ms, graph_key(db.definitions()))
+        assert message.startswith("ValidationError: expected")
+        assert len(ms.mutations()) == 0
+
+
+async def test_a_mutation_the_client_refuses_raises_inside_the_server_function(
+    serving: Serving, service: Service, db: CommitDatabase
+) -> None:
+    g = graph_key(db.definitions())
+    async with remote_of(serving, service) as remote:
+        edit = remote.attachment_pools.Edit
+        sealed = CommitMutableState(db.initial_state())
+        await edit.tag(sealed, g, "first")
+        db.commit_mutations("first", sealed)  # a sealed state refuses further mutations
+        message = await edit.tag_then_read(sealed, g, "second")
+        assert message.startswith("CommitError: this mutable state was committed")
+        with pytest.raises(CommitError, match="this mutable state was committed"):
+            await edit.tag(sealed, g, "third")  # the final flush reports it
+        fresh = CommitMutableState(db.state(db.last_commit_id()))
+        assert await edit.tag_then_read(fresh, g, "fourth") == "ok"
+
+
+async def test_a_server_exception_leaves_the_mutations_for_the_client_to_keep_or_drop(
+    serving: Serving, service: Service, db: CommitDatabase
+) -> None:
+    defs = db.definitions()
+    g = graph_key(defs)
+    local = CommitMutableState(db.initial_state())
+    with pytest.raises(RuntimeError, match="failed after 10 mutations"):
+        factory.make_edit_pool(defs).check("tag_and_fail")(local, g, 10)
+    async with remote_of(serving, service) as remote:
+        ms = CommitMutableState(db.initial_state())
+        with pytest.raises(RemoteError) as info:
+            await remote.attachment_pools.Edit.tag_and_fail(ms, g, 10)
+        assert info.value.message == "RuntimeError: failed after 10 mutations"
+        assert ms.mutations().all_ops() == local.mutations().all_ops()
+        assert ms.get("Graph::Graph.tags", g) == {f"t{i}": str(i) for i in range(10)}
+        kept = db.commit_mutations("keep what the failed call did", ms)  # keep ...
+        assert db.state(kept).get("Graph::Graph.tags", g) == ms.get("Graph::Graph.tags", g)
+        dropped = CommitMutableState(db.state(kept))  # ... or drop: a fresh state
+        with pytest.raises(RemoteError):
+            await remote.attachment_pools.Edit.tag_and_fail(dropped, g, 3)
+    assert db.last_commit_id() == kept
+
+
+async def test_a_read_only_function_works_on_a_plain_commit_state(
+    serving: Serving, service: Service, db: CommitDatabase
+) -> None:
+    defs = db.definitions()
+    g = graph_key(defs)
+    async with remote_of(serving, service) as remote:
+        ms = CommitMutableState(db.initial_state())
+        v = await remote.attachment_pools.ModelGraph.newVertex(
+            ms, g, 1, defs.check_type("Graph::Position")(x=0.0, y=0.0)
+        )
+        await remote.attachment_pools.ModelSelection.selectAll(ms, g)
+        cid = db.commit_mutations("select", ms)
+        state = db.state(cid)  # a CommitState: no mutation API at all
+        assert not hasattr(state, "set")
+        assert await remote.attachment_pools.ModelSelection.selectedVertices(state, g) == {v}
+        assert await remote.attachment_pools.Edit.count_tags(state, g) == 0
+        with pytest.raises(TypeError, match="needs an attachment mutating state"):
+            await remote.attachment_pools.ModelSelection.selectAll(state, g)
+        with pytest.raises(ValidationError, match="a read-only call"):
+            await remote.attachment_pools.Edit.sneaky_write(ms, g)
+
+
+# --------------------------------------------------------------------------------------------
+# Round trips, server state, timeouts, concurrency
+
+
+class CountingHandler:
+    """Wraps the client's callback handler and counts what the server sent."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.requests: list[str] = []
+        self.notifications = 0
+
+    def handle_request(self, conn: Connection, req: Request) -> Any:
+        self.requests.append(req.method)
+        return self.inner.handle_request(conn, req)
+
+    def handle_notify(self, conn: Connection, notify: Notify) -> Any:
+        self.notifications += 1
+        return self.inner.handle_notify(conn, notify)
+
+
+async def test_one_get_and_fifty_sets_cost_three_round_trips(
+    serving: Serving, service: Service, db: CommitDatabase
+) -> None:
+    g = graph_key(db.definitions())
+    async with remote_of(serving, service) as remote:
+        counting = CountingHandler(remote.connection.handler)
+        remote.connection.handler = counting
+        ms = CommitMutableState(db.initial_state())
+        assert await remote.attachment_pools.Edit.bulk(ms, g, 50) == 0
+        round_trips = 1 + len(counting.requests)  # the call, then each callback request
+        assert counting.requests == ["get", "flush"]
+        assert round_trips <= 3
+        assert counting.notifications == 50
+        assert len(ms.keys("Graph::Vertex.visualAttributes")) == 50
+        counting.requests.clear()
+        await remote.attachment_pools.Edit.bulk(ms, g, 0)  # no mutation: no flush
+        assert counting.requests == ["get"]
+
+
+async def test_the_server_keeps_nothing_after_the_call(
+    serving: Serving, service: Service, db: CommitDatabase
+) -> None:
+    g = graph_key(db.definitions())
+    async with serving(service) as (server, urls), ServiceRemote.connect(urls[0]) as remote:
+        ms = CommitMutableState(db.initial_state())
+        assert await remote.attachment_pools.Edit.remember(ms, g) is True
+        (conn,) = server.connections
+        assert conn.inflight_requests == 0
+        assert remote._lenders == {}
+        for _ in range(100):  # the worker thread drops its references once it is idle
+            gc.collect()
+            if factory.PROXIES[-1]() is None:
+                break
+            await anyio.sleep(0.01)
+        assert factory.PROXIES[-1]() is None  # the proxy (and the lent state) are gone
+        assert ms.get("Graph::Graph.tags", g) == {"seen": "yes"}
+
+
+async def test_a_timeout_raises_and_leaves_the_mutable_state_usable(
+    serving: Serving, service: Service, db: CommitDatabase
+) -> None:
+    g = graph_key(db.definitions())
+    factory.SLOW_DONE.clear()
+    async with serving(service) as (server, urls), ServiceRemote.connect(urls[0]) as remote:
+        edit = remote.attachment_pools.Edit
+        ms = CommitMutableState(db.initial_state())
+        with pytest.raises(CallTimeoutError):
+            await edit.slow_tag(ms, g, 0.5, timeout=0.1)
+        assert ms.get("Graph::Graph.tags", g) == {"before": "sleep"}
+        assert remote._lenders == {}
+        (conn,) = server.connections
+        for _ in range(1000):  # the CANCEL packet reaches the server
+            if conn.inflight_requests == 0:
+                break
+            await anyio.sleep(0.005)
+        assert conn.inflight_requests == 0  # cancelled on the server
+        assert await anyio.to_thread.run_sync(factory.SLOW_DONE.wait, 30)
+        # the cancelled function's later mutation never reached the state
+        assert ms.get("Graph::Graph.tags", g) == {"before": "sleep"}
+        await edit.tag_then_read(ms, g, "next")  # the state is still usable
+        assert ms.get("Graph::Graph.tags", g) == {"next": "v"}
+        cid = db.commit_mutations("after the timeout", ms)
+        assert db.state(cid).get("Graph::Graph.tags", g) == {"next": "v"}
+
+
+async def test_concurrent_calls_each_mutate_their_own_state(
+    serving: Serving, service: Service, db: CommitDatabase
+) -> None:
+    defs = db.definitions()
+    position = defs.check_type("Graph::Position")
+    states = [CommitMutableState(db.initial_state()) for _ in range(12)]
+    graphs = [graph_key(defs) for _ in states]
+    async with remote_of(serving, service) as remote:
+        new_vertex = remote.attachment_pools.ModelGraph.newVertex
+        keys: dict[int, Key] = {}
+
+        async def one(i: int) -> None:
+            keys[i] = await new_vertex(states[i], graphs[i], i, position(x=i, y=0.0))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(states)):
+                tg.start_soon(one, i)
+    for i, ms in enumerate(states):
+        assert ms.get("Graph::Graph.topology", graphs[i]).vertexKeys == {keys[i]}
+        assert ms.get("Graph::Vertex.visualAttributes", keys[i]).value == i
+        assert ms.keys("Graph::Graph.topology") == {graphs[i]}
