@@ -25,11 +25,22 @@ document's entries, and each entry keeps the materialized document after that co
 is the same *ordered* list of commits: the entry keeps a chained digest of that list
 (:func:`history_step`), since two states can hold the same commits in different orders
 (criss-cross merges). One write transaction per commit; durable by default.
+
+Merge snapshots
+    A merge written by :meth:`CommitDatabase.merge_commit` also stores, for every document
+    that a commit brought in by the merge touched, an entry with the document after the
+    merge (a *derived* entry: no opcodes, marked by an eighth element ``True``; the
+    general replay ignores it). Its record is then marked ``snapshots``; when the brought
+    commits hold no Disable/Enable, a document without an entry at the merge is as after
+    the merge's parent. A record is *clean* when every commit of its parent chain down to
+    the root is a Mutations commit or such a merge: reading a document at a clean commit
+    is one reverse seek in ``docs`` (the newest entry on the chain), never a linearization.
+    Records keep ``clean`` and ``snapshots`` as two extra elements; records and entries
+    written before them read as not clean (``simple`` still applies) and not derived.
 """
 
 from __future__ import annotations
 
-import getpass
 import os
 import time
 import uuid
@@ -79,16 +90,155 @@ INVALID = CommitId.INVALID
 SNAP_UNKNOWN = None  # not computed (commit imported by sync): replay to know
 SNAP_ABSENT = False  # the document does not exist after this commit
 SNAP_IN_OPS = 1  # the ops are a single Document_Set: the snapshot is that value
+_NO_OPS = b"\x90"  # the (empty) opcode list of a derived entry
 
 
-@dataclass(frozen=True, slots=True)
+_KINDS: tuple[CommitKind, ...] = tuple(CommitKind)
+_ZERO_ID = bytes(32)
+
+
+def _commit_id(raw: bytes) -> CommitId:
+    """A CommitId from 32 bytes already checked (skips the constructor's length check)."""
+    return bytes.__new__(CommitId, raw)
+
+
 class CommitRecord:
-    """A commit header with the engine's bookkeeping (creation order, height, simple)."""
+    """A commit's links with the engine's bookkeeping; the full header is built on demand.
 
-    header: CommitHeader
-    seq: int
-    height: int
-    simple: bool  # a chain of Mutations commits down to the root: no merge, no mask
+    The links (``commit_id``, ``parent_commit_id``, ``target_commit_id``, ``kind``) are
+    attributes, so a record serves as the header lookup of :mod:`commitdb.dag`; the label and
+    author are only decoded when :attr:`header` is asked for.
+    """
+
+    __slots__ = (
+        "_header",
+        "_wire",
+        "clean",
+        "commit_id",
+        "height",
+        "kind",
+        "parent_commit_id",
+        "seq",
+        "simple",
+        "snapshots",
+        "target_commit_id",
+        "timestamp",
+    )
+
+    def __init__(
+        self,
+        header: CommitHeader | None,
+        wire: list[Any] | None,
+        links: tuple[CommitId, CommitId, CommitId, CommitKind, float],
+        seq: int,
+        height: int,
+        simple: bool,
+        clean: bool,
+        snapshots: bool,
+    ) -> None:
+        self._header = header
+        self._wire = wire  # the header's wire form, checked, while the header is not built
+        self.commit_id, self.parent_commit_id, self.target_commit_id, self.kind = links[:4]
+        self.timestamp = links[4]
+        self.seq = seq
+        self.height = height
+        self.simple = simple  # a chain of Mutations commits down to the root
+        self.clean = clean  # see the module documentation
+        self.snapshots = snapshots  # a merge that stored its derived entries
+
+    @property
+    def header(self) -> CommitHeader:
+        """The commit's header."""
+        h = self._header
+        if h is None:
+            h = self._header = CommitHeader.from_wire(self._wire)
+            self._wire = None
+        return h
+
+    @property
+    def transparent(self) -> bool:
+        """True when a document without an entry at this commit is as after its parent."""
+        return self.kind is CommitKind.MUTATIONS or self.snapshots
+
+    @classmethod
+    def from_header(
+        cls,
+        header: CommitHeader,
+        seq: int,
+        height: int,
+        simple: bool,
+        clean: bool = False,
+        snapshots: bool = False,
+    ) -> CommitRecord:
+        """A record of a header and its bookkeeping."""
+        links = (
+            header.commit_id,
+            header.parent_commit_id,
+            header.target_commit_id,
+            header.kind,
+            header.timestamp,
+        )
+        return cls(header, None, links, seq, height, simple, clean, snapshots)
+
+    def to_wire(self) -> list[Any]:
+        """The stored form: the header's wire form, seq, height, simple, clean, snapshots."""
+        return [*self.header.to_wire(), self.seq, self.height, self.simple, self.clean,
+                self.snapshots]  # fmt: skip
+
+
+def _parse_record(commit_id: CommitId, raw: bytes) -> CommitRecord:
+    """Decode a stored commit record (DecodeError when it is malformed)."""
+    w = unpack(raw)
+    try:
+        if type(w) is list and len(w) >= 10:
+            cid, parent, target, kind, label, ts, author = w[:7]
+            # The canonical form, checked field by field as CommitHeader.from_wire would;
+            # the header itself is built only if asked for.
+            if (
+                type(cid) is bytes
+                and len(cid) == 32
+                and type(parent) is bytes
+                and len(parent) == 32
+                and type(target) is bytes
+                and len(target) == 32
+                and type(kind) is int
+                and 0 <= kind < len(_KINDS)
+                and type(label) is str
+                and type(author) is str
+                and type(ts) is float
+            ):
+                links = (
+                    _commit_id(cid),
+                    INVALID if parent == _ZERO_ID else _commit_id(parent),
+                    INVALID if target == _ZERO_ID else _commit_id(target),
+                    _KINDS[kind],
+                    ts,
+                )
+                return _finish_record(None, w[:7], links, w)
+        header = CommitHeader.from_wire(w[:7])
+        links = (
+            header.commit_id,
+            header.parent_commit_id,
+            header.target_commit_id,
+            header.kind,
+            header.timestamp,
+        )
+        return _finish_record(header, None, links, w)
+    except (IndexError, TypeError) as exc:
+        raise DecodeError(f"corrupt commit record {commit_id.hex()}: {exc}") from None
+
+
+def _finish_record(
+    header: CommitHeader | None,
+    wire: list[Any] | None,
+    links: tuple[CommitId, CommitId, CommitId, CommitKind, float],
+    w: list[Any],
+) -> CommitRecord:
+    seq, height, simple = w[7], w[8], w[9]
+    # records written before the flags existed: clean only if simple, no snapshots
+    clean = w[10] is True if len(w) > 10 else bool(simple)
+    snapshots = len(w) > 11 and w[11] is True
+    return CommitRecord(header, wire, links, seq, height, simple, clean, snapshots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +253,7 @@ class DocEntry:
     all_enabled: bool  # every such commit was enabled when the snapshot was taken
     resets: bool  # the ops contain a Document_Set or Document_Delete
     history: int | None = None  # digest of those commits in order (None: unknown)
+    derived: bool = False  # a merge snapshot: no opcodes, not a commit touching the document
 
     def snapshot_bytes(self) -> bytes | None:
         """Encoded document after this commit (None if absent or unknown)."""
@@ -142,14 +293,33 @@ def history_step(history: int, commit_id: bytes) -> int:
     return (history * _HISTORY_FACTOR + int.from_bytes(commit_id[:8], "little")) & _U64_MASK
 
 
+_LOGIN_NAMES: dict[int, str] = {}
+
+
 def _author() -> str:
+    """COMMITDB_AUTHOR, else what ``getpass.getuser()`` says (its user-database lookup is
+    cached per uid: it reads /etc/passwd, which cost a few percent of a small commit)."""
     env = os.environ.get("COMMITDB_AUTHOR")
     if env:
         return env
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # getpass.getuser()'s order
+        user = os.environ.get(name)
+        if user:
+            return user
     try:
-        return getpass.getuser()
-    except Exception:  # no user database in some containers
+        uid = os.getuid()
+    except Exception:  # no uid on this platform: getpass.getuser() fails too
         return ""
+    found = _LOGIN_NAMES.get(uid)
+    if found is None:
+        try:
+            import pwd
+
+            found = pwd.getpwuid(uid)[0]
+        except Exception:  # no user database in some containers
+            found = ""
+        _LOGIN_NAMES[uid] = found
+    return found
 
 
 class CommitDatabase:
@@ -158,7 +328,7 @@ class CommitDatabase:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._blobs = BlobStore(storage, self._bump)
-        self._records: OrderedDict[CommitId, CommitRecord] = OrderedDict()
+        self._records: dict[bytes, CommitRecord] = {}
         self._lin_cache: dict[CommitId, Linearization] = {}
         self._states: OrderedDict[CommitId, CommitState] = OrderedDict()
         with storage.read() as txn:
@@ -283,8 +453,10 @@ class CommitDatabase:
 
     def definitions(self) -> Definitions:
         """The definitions of the database (a snapshot: ask again after extending)."""
-        with self._storage.read() as txn:
-            self._refresh_definitions(txn)
+        raw = self._storage.get("meta", b"definitions") or b""
+        if raw != self._defs_raw:
+            self._defs = decode_definitions(raw)
+            self._defs_raw = raw
         return self._defs
 
     def extend_definitions(self, definitions: Definitions) -> ExtendInfo:
@@ -310,21 +482,21 @@ class CommitDatabase:
         if rec is not None:
             return rec
         if txn is None:
-            with self._storage.read() as t:
-                raw = t.get("commits", commit_id)
+            raw = self._storage.get("commits", commit_id)
         else:
             raw = txn.get("commits", commit_id)
         if raw is None:
             raise UnknownCommitError(f"missing commit {commit_id.hex()}")
-        w = unpack(raw)
-        try:
-            rec = CommitRecord(CommitHeader.from_wire(w[:7]), w[7], w[8], w[9])
-        except (IndexError, TypeError) as exc:
-            raise DecodeError(f"corrupt commit record {commit_id.hex()}: {exc}") from None
-        self._records[commit_id] = rec
-        if len(self._records) > 200_000:
-            self._records.popitem(last=False)
+        rec = _parse_record(commit_id, raw)
+        self._remember(rec)
         return rec
+
+    def _remember(self, rec: CommitRecord) -> None:
+        """Cache a record (records never change once their commit is stored)."""
+        records = self._records
+        if len(records) >= 200_000:
+            del records[next(iter(records))]  # the oldest: dicts keep insertion order
+        records[rec.commit_id] = rec
 
     def _header(self, commit_id: CommitId) -> CommitHeader:
         return self._record(commit_id).header
@@ -429,9 +601,9 @@ class CommitDatabase:
             rc = self._record(c)
             if rc.height < ra.height:
                 continue
-            stack.append(rc.header.parent_commit_id)
-            if rc.header.kind == CommitKind.MERGE:
-                stack.append(rc.header.target_commit_id)
+            stack.append(rc.parent_commit_id)
+            if rc.kind == CommitKind.MERGE:
+                stack.append(rc.target_commit_id)
         return False
 
     def is_mergeable(self, parent: CommitId, target: CommitId) -> bool:
@@ -444,15 +616,21 @@ class CommitDatabase:
         return list(self._linearize(cid).order)
 
     def _linearize(self, commit_id: CommitId) -> Linearization:
-        if len(self._lin_cache) > 256:
-            self._lin_cache.clear()
-        return linearize(commit_id, self._header, self._lin_cache)
+        cache = self._lin_cache
+        if len(cache) > 256:
+            cache.clear()
+        found = cache.get(commit_id)
+        if found is not None:
+            return found
+        # one read transaction for every record the walk loads
+        with self._storage.read() as txn:
+            return linearize(commit_id, lambda c: self._record(c, txn), cache)
 
     def enabled_by_commit_id(self, commit_id: CommitId) -> dict[CommitId, bool]:
         """The enable flag of every commit in the history of `commit_id`."""
         cid = self._check_id(commit_id)
         lin = self._linearize(cid)
-        flags = mask(lin, self._header)
+        flags = mask(lin, self._record)
         return {c: flags.get(c, True) for c in lin.order}
 
     # -- commits --------------------------------------------------------------------------
@@ -486,6 +664,7 @@ class CommitDatabase:
             time.time(),
             _author() if author is None else author,
         )
+        raw_cid = bytes(cid)
         with self._storage.write() as txn:
             if txn.has("commits", cid):
                 return cid
@@ -494,48 +673,60 @@ class CommitDatabase:
             for b in blob_ids:
                 if not txn.has("blobs", b):
                     raise MissingBlobError(f"the commit references a missing blob {b.hex()}")
-            seq = self._append_commit(txn, header)
+            rec = self._append_commit(txn, header)
+            seq = _u64(rec.seq)
+            put = txn.put
             for i, (address, ops, snap, touches, all_enabled, resets, base_history) in enumerate(
                 entries
             ):
                 history = None if base_history is None else history_step(base_history, cid)
-                txn.put(
+                put(
                     "docs",
-                    address + _u64(seq),
-                    pack([bytes(cid), ops, snap, touches, all_enabled, resets, history]),
+                    address + seq,
+                    pack([raw_cid, ops, snap, touches, all_enabled, resets, history]),
                 )
-                txn.put("cdocs", bytes(cid) + i.to_bytes(4, "big"), address)
+                put("cdocs", raw_cid + i.to_bytes(4, "big"), address)
+        self._remember(rec)
         return cid
 
-    def _append_commit(self, txn: WriteTxn, header: CommitHeader) -> int:
-        """Write the commit record and DAG indexes; returns its creation sequence."""
+    def _append_commit(
+        self, txn: WriteTxn, header: CommitHeader, snapshots: bool = False
+    ) -> CommitRecord:
+        """Write the commit record and DAG indexes; returns the record (the caller caches it
+        once the transaction has committed). ``snapshots``: a merge storing derived entries."""
         cid = header.commit_id
         parent = header.parent_commit_id
+        kind = header.kind
         seq = int.from_bytes(txn.get("meta", b"next_seq") or _u64(0), "big")
         height = 0
-        simple = header.kind == CommitKind.MUTATIONS
+        simple = kind == CommitKind.MUTATIONS
+        clean = simple or (kind == CommitKind.MERGE and snapshots)
         if parent.is_valid:
             prec = self._record(parent, txn)
             height = prec.height + 1
             simple = simple and prec.simple
-        if header.kind == CommitKind.MERGE:
+            clean = clean and prec.clean
+        if kind == CommitKind.MERGE:
             height = max(height, self._record(header.target_commit_id, txn).height + 1)
-        txn.put("commits", cid, pack([*header.to_wire(), seq, height, simple]))
+        rec = CommitRecord.from_header(
+            header, seq, height, simple, clean, snapshots and kind == CommitKind.MERGE
+        )
+        txn.put("commits", cid, pack(rec.to_wire()))
         txn.put("seqs", _u64(seq), cid)
         txn.put("meta", b"next_seq", _u64(seq + 1))
         if parent.is_valid:
             txn.put("children", bytes(parent) + bytes(cid), b"")
             txn.delete("heads", parent)
-        if header.kind == CommitKind.MERGE:
+        if kind == CommitKind.MERGE:
             txn.put("nephews", bytes(header.target_commit_id) + bytes(cid), b"")
             txn.delete("heads", header.target_commit_id)
-        if not txn.has("children", bytes(cid)) and not txn.has("nephews", bytes(cid)):
-            txn.put("heads", cid, b"")
+        # A new commit is a head: its children and nephews can only be stored after it.
+        txn.put("heads", cid, b"")
         last = txn.get("meta", b"last")
-        if last is None or header.timestamp >= self._record(CommitId(last), txn).header.timestamp:
+        if last is None or header.timestamp >= self._record(CommitId(last), txn).timestamp:
             txn.put("meta", b"last", cid)
         self._bump(txn)
-        return seq
+        return rec
 
     @staticmethod
     def _bump(txn: WriteTxn) -> None:
@@ -560,10 +751,36 @@ class CommitDatabase:
         header = CommitHeader(
             cid, parent, target, kind, label, time.time(), _author() if author is None else author
         )
+        snaps = None
+        if kind == CommitKind.MERGE and not self.commit_exists(cid):
+            snaps = self._merge_snapshots(parent, target)
+        rec = None
         with self._storage.write() as txn:
             if not txn.has("commits", cid):
-                self._append_commit(txn, header)
+                rec = self._append_commit(txn, header, snapshots=snaps is not None)
+                if snaps:
+                    seq = _u64(rec.seq)
+                    raw_cid = bytes(cid)
+                    for address, snap, touches, all_enabled, history in snaps:
+                        txn.put(
+                            "docs",
+                            address + seq,
+                            pack([raw_cid, _NO_OPS, snap, touches, all_enabled, False, history,
+                                  True]),
+                        )  # fmt: skip
+        if rec is not None:
+            self._remember(rec)
         return cid
+
+    def _merge_snapshots(
+        self, parent: CommitId, target: CommitId
+    ) -> list[tuple[DocAddress, Any, int, bool, int | None]] | None:
+        """The derived entries of a merge of `target` into `parent`: (address, snapshot,
+        touches, all_enabled, history) of every document the brought commits touched, or
+        None when the merge cannot have them (see :meth:`CommitState._merge_snapshots`)."""
+        from commitdb.state import CommitState
+
+        return CommitState(self, INVALID, virtual_merge=(parent, target))._merge_snapshots()
 
     def merge_commit(
         self, label: str, parent: CommitId, target: CommitId, *, author: str | None = None
@@ -788,15 +1005,16 @@ class CommitDatabase:
             for b in blob_ids:
                 if not txn.has("blobs", b):
                     raise MissingBlobError(f"the commit references a missing blob {b.hex()}")
-            seq = self._append_commit(txn, h)
+            rec = self._append_commit(txn, h)
             for i, (address, ops) in enumerate(entries):
                 resets = _ops_reset(ops)
                 txn.put(
                     "docs",
-                    address + _u64(seq),
+                    address + _u64(rec.seq),
                     pack([bytes(h.commit_id), ops, SNAP_UNKNOWN, -1, False, resets, None]),
                 )
                 txn.put("cdocs", bytes(h.commit_id) + i.to_bytes(4, "big"), address)
+        self._remember(rec)
         return True
 
     # -- navigation helpers ---------------------------------------------------------------

@@ -426,8 +426,9 @@ class _BlobFinder:
             return set()
         try:
             program = decode_program(data.program, self._defs)
-        except UnknownAttachmentError:
+        except (UnknownAttachmentError, DecodeError):
             # the sender's definitions were extended by someone else since we read them
+            # (or the program is malformed: then the sender's own answer raises)
             if self._refreshed:
                 return set(self._sender.commit_blob_ids(data))
             self._refresh()

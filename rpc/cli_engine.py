@@ -459,12 +459,17 @@ class _Progress:
         )
         self._tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> _Progress:
+    @contextlib.contextmanager
+    def showing(self) -> Iterator[None]:
+        """Show the bars while the block runs (one round); erase them afterwards."""
         self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        try:
+            yield
+        finally:
+            for task in self._tasks.values():
+                self._progress.remove_task(task)
+            self._tasks.clear()
+            self._progress.stop()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.enabled:
@@ -475,11 +480,6 @@ class _Progress:
             task = self._progress.add_task(stage, total=max(total, 1), amount=amount)
             self._tasks[stage] = task
         self._progress.update(task, completed=done, total=max(total, 1), amount=amount)
-
-    def reset(self) -> None:
-        for task in self._tasks.values():
-            self._progress.remove_task(task)
-        self._tasks.clear()
 
 
 def _bytes(n: int) -> str:
@@ -576,7 +576,7 @@ def sync_command(
         else:
             connect = _connector(remote[0], remote[1], token)
             other = None
-        progress = stack.enter_context(_Progress())
+        progress = _Progress()
         stop = stack.enter_context(_StopFlag()) if loop else None
         synchronizer: CommitSynchronizer | None = None
         session: contextlib.ExitStack | None = None
@@ -597,7 +597,8 @@ def sync_command(
                         pack_size=int(pack_size * 1_000_000),
                         progress=progress,
                     )
-                info = synchronizer.sync()
+                with progress.showing():
+                    info = synchronizer.sync()
                 click.echo(prefix + info.summary())
             except DefinitionConflictError as exc:
                 raise _fail(f"definitions conflict: {exc}") from None
@@ -611,8 +612,6 @@ def sync_command(
                     raise _fail(_describe(exc)) from None
                 if not isinstance(exc, click.exceptions.Exit):
                     click.echo(f"{prefix}failed: {_describe(exc)} (retrying)", err=True)
-            finally:
-                progress.reset()
             if not loop or (max_rounds is not None and rounds >= max_rounds):
                 break
             assert stop is not None

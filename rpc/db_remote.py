@@ -65,7 +65,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from commitdb.blobs import BlobInfo, BlobLayout, BlobStatistics
-from commitdb.codec import decode, from_wire, to_wire
+from commitdb.codec import decode, from_wire, to_wire, unpack
 from commitdb.commit_database import DocEntry
 from commitdb.commits import CommitData, CommitHeader
 from commitdb.copier import copier
@@ -291,10 +291,17 @@ def default_author() -> str:
     env = os.environ.get("COMMITDB_AUTHOR")
     if env:
         return env
+    if _LOGIN_NAME:
+        return _LOGIN_NAME[0]
     try:
-        return getpass.getuser()
+        name = getpass.getuser()
     except Exception:  # no user database in some containers
-        return ""
+        name = ""
+    _LOGIN_NAME.append(name)
+    return name
+
+
+_LOGIN_NAME: list[str] = []  # getpass.getuser() once (it reads the user database)
 
 
 def _author(author: str | None) -> str:
@@ -398,8 +405,12 @@ class _StateCore:
             if commit_id.is_valid
             else None
         )
-        self.docs: dict[DocAddress, Any] = {}  # None: absent
-        self.keys: dict[bytes, set[Key]] = {}
+        self.docs: dict[DocAddress, Any] = {}  # ABSENT: no such document
+        self.keys: dict[bytes, set[Key]] = {}  # attachment id -> keys (when fetched)
+        # attachment id -> wire keys of its documents, for the attachments whose key set is
+        # known (fetched, or derived from the parent's by a commit): the absence of any other
+        # document is then known without asking
+        self.present: dict[bytes, set[bytes]] = {}
         self.requests = 0
         self.hits = 0
 
@@ -417,15 +428,29 @@ class _StateCore:
         self.requests += 1
         if self.initial:
             self.hits += 1
-            return None
+            return ABSENT
         v = self.docs.get(address, _MISSING)
-        if v is not _MISSING:
-            self.hits += 1
+        if v is _MISSING:
+            known = self.present.get(address[:16])
+            if known is None or address[16:] in known:
+                return _MISSING
+            v = ABSENT
+        self.hits += 1
         return v
 
+    def known_keys(self, att: Attachment) -> set[Key] | None:
+        """The keys of an attachment, if known without asking."""
+        rid = att.runtime_id.bytes
+        keys = self.keys.get(rid)
+        if keys is None and rid in self.present:
+            keys = {self.key_of(k) for k in self.present[rid]}
+            self.keys[rid] = keys
+        return keys
+
     def store(self, address: DocAddress, att: Attachment, w: Any) -> Any:
+        """Cache a document sent as None (absent) or ``[wire value]``."""
         try:
-            v = from_wire(w, OptionalType(att.document_type), self.defs)
+            v = ABSENT if w is None else from_wire(w[0], att.document_type, self.defs)
         except DecodeError:
             raise _Stale from None
         self.docs[address] = v
@@ -440,6 +465,7 @@ class _StateCore:
     def store_keys(self, att: Attachment, w: Any) -> set[Key]:
         keys = {self.key_of(k) for k in w}
         self.keys[att.runtime_id.bytes] = keys
+        self.present[att.runtime_id.bytes] = {bytes(k) for k in w}
         return keys
 
     def store_enumeration(self, att: Attachment, w: Any) -> list[tuple[Key, Any]]:
@@ -455,17 +481,30 @@ class _StateCore:
             self.docs[rid + kw] = doc
             out.append((key, copier(t)(doc)))
         self.keys[rid] = {k for k, _ in out}
+        self.present[rid] = {bytes(kw) for kw, _ in w}
         return out
 
-    def seed(self, entries: Any) -> None:
-        """Fill the cache with what a commit on this state's parent wrote (its snapshots)."""
+    def seed(self, entries: Any, parent: _StateCore | None) -> None:
+        """Fill the cache with what a commit on `parent` (this state's parent, when known)
+        wrote: the documents after the commit (its snapshots) and the key sets the parent
+        knew, updated."""
+        if parent is not None and parent.initial:
+            self.present = {a.runtime_id.bytes: set() for a in self.defs.attachments()}
+        elif parent is not None:
+            self.present = {rid: set(keys) for rid, keys in parent.present.items()}
         for entry in entries:
             address, ops, snap = entry[0], entry[1], entry[2]
+            known = self.present.get(address[:16])
+            if known is not None:
+                if snap is False:
+                    known.discard(address[16:])
+                else:
+                    known.add(address[16:])
             att = self.defs.query_attachment(uuid.UUID(bytes=address[:16]))
             if att is None:
                 continue
             if snap is False:
-                self.docs[address] = None
+                self.docs[address] = ABSENT
                 continue
             raw = DocEntry(self.commit_id, 0, ops, snap, 0, True, False).snapshot_bytes()
             if raw is None:
@@ -475,9 +514,12 @@ class _StateCore:
             except DecodeError:
                 continue
 
+    def value(self, address: DocAddress) -> Any:
+        """A document known to this state (fetched, or known absent)."""
+        return ABSENT if self.initial else self.docs.get(address, ABSENT)
+
     def resolved(self, address: DocAddress) -> _Resolved:
-        v = self.docs[address] if not self.initial else None
-        return _Resolved(ABSENT if v is None else v, 0, True)
+        return _Resolved(self.value(address), 0, True)
 
     def trace(self, att: Attachment, key: Key, w: Any) -> DocumentTrace:
         t = att.document_type
@@ -487,7 +529,23 @@ class _StateCore:
 
 
 def _out(att: Attachment, v: Any) -> Any:
-    return None if v is None else copier(att.document_type)(v)
+    return None if v is ABSENT or v is None else copier(att.document_type)(v)
+
+
+def _seeded(
+    states: _StateCache, defs: _Defs | None, commit_id: CommitId, base: CommitId, entries: Any
+) -> _StateCore | None:
+    """The state core of a commit just made on `base` from `entries` (None if cached)."""
+    if defs is None or states.get(commit_id) is not None:
+        return None
+    if base.is_valid:
+        parent = states.get(base)
+        parent_core = parent._core if parent is not None else None
+    else:
+        parent_core = _StateCore(base, defs.definitions)
+    core = _StateCore(commit_id, defs.definitions)
+    core.seed(entries, parent_core)
+    return core
 
 
 class _StateCache:
@@ -1221,6 +1279,11 @@ class _AsyncBase:
     async def _cached_defs(self) -> _Defs:
         return self._defs if self._defs is not None else await self._fresh_defs()
 
+    async def _load_defs(self) -> None:
+        """The definitions and their digest in one round trip (when the remote opens)."""
+        digest, raw = await self._call("open")
+        self._defs = _Defs(decode_definitions(raw), str(digest))
+
     async def _attachment(self, attachment: Attachment | str) -> Attachment:
         try:
             return (await self._cached_defs()).attachment(attachment)
@@ -1401,14 +1464,14 @@ class AsyncRemoteCommitState:
                 "state_get", self._core.spec, att.runtime_id.bytes, address[16:]
             )
             v = await self._retry(lambda: self._core.store(address, att, w))
-        return v is not None
+        return v is not ABSENT
 
     async def keys(self, attachment: Attachment | str) -> set[Key]:
         """Keys of the existing documents."""
         att = await self._att(attachment)
         if self._core.initial:
             return set()
-        cached = self._core.keys.get(att.runtime_id.bytes)
+        cached = await self._retry(lambda: self._core.known_keys(att))
         if cached is None:
             w = await self._db._call("state_keys", self._core.spec, att.runtime_id.bytes)
             cached = await self._retry(lambda: self._core.store_keys(att, w))
@@ -1419,7 +1482,7 @@ class AsyncRemoteCommitState:
         att = await self._att(attachment)
         if self._core.initial:
             return []
-        w = await self._db._call("state_enumerate", self._core.spec, att.runtime_id.bytes)
+        w = unpack(await self._db._call("state_enumerate", self._core.spec, att.runtime_id.bytes))
         return await self._retry(lambda: self._core.store_enumeration(att, w))
 
     async def get_many(self, attachment: Attachment | str, keys: Iterable[Key]) -> list[Any]:
@@ -1437,7 +1500,7 @@ class AsyncRemoteCommitState:
                     self._core.store(a, att, dw)
 
             await self._retry(store)
-        return [_out(att, None if self._core.initial else self._core.docs[a]) for a in addresses]
+        return [_out(att, self._core.value(a)) for a in addresses]
 
     async def enabled_by_commit_id(self) -> dict[CommitId, bool]:
         """The enable flag of every commit in the history."""
@@ -1476,7 +1539,7 @@ class AsyncRemoteCommitState:
 
     # what CommitMutableState needs from its base
     def _resolve(self, address: DocAddress, att: Attachment) -> _Resolved:
-        if self._core.initial or address in self._core.docs:
+        if self._core.cached(address) is not _MISSING:
             return self._core.resolved(address)
         try:
             anyio.from_thread.run(self.get, att, self._key_of(address))
@@ -1508,7 +1571,7 @@ class _ThreadWriter:
 
         async def run() -> CommitId:
             cid = await remote.commit_program(label, base, program, author=author)
-            remote._seed(cid, entries)
+            remote._seed(cid, base, entries)
             return cid
 
         return anyio.from_thread.run(run)
@@ -1562,7 +1625,7 @@ class AsyncCommitDatabaseRemote(_AsyncBase):
             url, name, "commit", credentials, ssl_context, server_hostname, connect_timeout, handler
         ) as conn:
             remote = cls(conn, name, timeout, handler)
-            await remote._fresh_defs()
+            await remote._load_defs()
             try:
                 yield remote
             finally:
@@ -1653,12 +1716,10 @@ class AsyncCommitDatabaseRemote(_AsyncBase):
             lambda: mutable_state._commit_into(_ThreadWriter(self), label, author)
         )
 
-    def _seed(self, commit_id: CommitId, entries: Any) -> None:
-        if self._defs is None or self._states.get(commit_id) is not None:
-            return
-        core = _StateCore(commit_id, self._defs.definitions)
-        core.seed(entries)
-        self._states.put(commit_id, AsyncRemoteCommitState(self, core))
+    def _seed(self, commit_id: CommitId, base: CommitId, entries: Any) -> None:
+        core = _seeded(self._states, self._defs, commit_id, base, entries)
+        if core is not None:
+            self._states.put(commit_id, AsyncRemoteCommitState(self, core))
 
     async def merge_commit(
         self, label: str, parent: CommitId, target: CommitId, *, author: str | None = None
@@ -1883,7 +1944,7 @@ class AsyncDatabaseRemote(_AsyncBase):
             url, name, "flat", credentials, ssl_context, server_hostname, connect_timeout, handler
         ) as conn:
             remote = cls(conn, name, timeout)
-            await remote._fresh_defs()
+            await remote._load_defs()
             try:
                 yield remote
             finally:
@@ -2105,7 +2166,7 @@ class _BlockingBase:
         try:
             _served(welcome, name, cls.kind)
             remote = cls(transport, name, url, timeout)
-            remote._fresh_defs()
+            remote._load_defs()
         except BaseException:
             transport.close()
             raise
@@ -2153,6 +2214,11 @@ class _BlockingBase:
         if self._defs is None or digest != self._defs.digest:
             self._defs = _Defs(decode_definitions(self._call("definitions")), digest)
         return self._defs
+
+    def _load_defs(self) -> None:
+        """The definitions and their digest in one round trip (when the remote opens)."""
+        digest, raw = self._call("open")
+        self._defs = _Defs(decode_definitions(raw), str(digest))
 
     def _cached_defs(self) -> _Defs:
         return self._defs if self._defs is not None else self._fresh_defs()
@@ -2350,14 +2416,14 @@ class RemoteCommitState:
     def has(self, attachment: Attachment | str, key: Key) -> bool:
         """True if the document exists."""
         att = self._att(attachment)
-        return self._fetch(att, self._core.address(att, key)) is not None
+        return self._fetch(att, self._core.address(att, key)) is not ABSENT
 
     def keys(self, attachment: Attachment | str) -> set[Key]:
         """Keys of the existing documents."""
         att = self._att(attachment)
         if self._core.initial:
             return set()
-        cached = self._core.keys.get(att.runtime_id.bytes)
+        cached = self._retry(lambda: self._core.known_keys(att))
         if cached is None:
             w = self._db._call("state_keys", self._core.spec, att.runtime_id.bytes)
             cached = self._retry(lambda: self._core.store_keys(att, w))
@@ -2368,7 +2434,7 @@ class RemoteCommitState:
         att = self._att(attachment)
         if self._core.initial:
             return []
-        w = self._db._call("state_enumerate", self._core.spec, att.runtime_id.bytes)
+        w = unpack(self._db._call("state_enumerate", self._core.spec, att.runtime_id.bytes))
         return self._retry(lambda: self._core.store_enumeration(att, w))
 
     def get_many(self, attachment: Attachment | str, keys: Iterable[Key]) -> list[Any]:
@@ -2389,7 +2455,7 @@ class RemoteCommitState:
             self._retry(store)
         if core.initial:
             return [None for _ in addresses]
-        return [_out(att, core.docs[a]) for a in addresses]
+        return [_out(att, core.value(a)) for a in addresses]
 
     def enabled_by_commit_id(self) -> dict[CommitId, bool]:
         """The enable flag of every commit in the history."""
@@ -2582,9 +2648,8 @@ class CommitDatabaseRemote(_BlockingBase):
     ) -> CommitId:
         program = program_bytes((e[0], e[1]) for e in entries)
         cid = self.commit_program(label, base, program, author=author)
-        if self._defs is not None and self._states.get(cid) is None:
-            core = _StateCore(cid, self._defs.definitions)
-            core.seed(entries)
+        core = _seeded(self._states, self._defs, cid, base, entries)
+        if core is not None:
             self._states.put(cid, RemoteCommitState(self, core))
         return cid
 

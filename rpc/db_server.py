@@ -44,6 +44,7 @@ import os
 import queue
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ import anyio.abc
 import anyio.to_thread
 
 from commitdb.blobs import BlobLayout, BlobStream
-from commitdb.codec import from_wire, to_wire
+from commitdb.codec import from_wire, pack, to_wire
 from commitdb.commit_database import CommitDatabase
 from commitdb.commits import CommitData, CommitHeader
 from commitdb.database import Database
@@ -88,6 +89,8 @@ MAX_WINDOW = 65536
 
 _INLINE_BYTES = 1 << 20  # blob stream pieces up to this size are spooled inline
 _MERGE_STATES = 16  # virtual merge states kept per server
+ENUMERATION_CACHE = 64 << 20
+"""Bytes of packed state enumerations a served commit database keeps."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,6 +313,36 @@ class _Handles:
             handle.close()
 
 
+class _Enumerations:
+    """Packed enumerations of (state, attachment), least recently used first dropped, at
+    most `capacity` bytes (thread-safe: worker threads share it)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._size = 0
+        self._items: OrderedDict[tuple[bytes, bytes], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[bytes, bytes]) -> bytes | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[bytes, bytes], packed: bytes) -> None:
+        if len(packed) > self._capacity // 4:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = packed
+            self._size += len(packed)
+            while self._size > self._capacity:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
+
+
 @dataclass(eq=False)
 class _Subscriber:
     """A live subscription: a cursor in creation order and a credit of events."""
@@ -348,6 +381,7 @@ class ServedDatabase:
     subscribers: set[_Subscriber] = field(default_factory=set)
     changed: anyio.Event = field(default_factory=anyio.Event)
     merge_states: dict[tuple[int, bytes, bytes], CommitState] = field(default_factory=dict)
+    enumerations: _Enumerations = field(default_factory=lambda: _Enumerations(ENUMERATION_CACHE))
 
     def describe(self) -> dict[str, Any]:
         """What ``databases`` lists: name, kind, uuid, documentation."""
@@ -901,11 +935,19 @@ def _state(db: Any, w: Any) -> CommitState:
 _INLINE, _READ, _WRITE = 0, 1, 2
 
 
+def _present(st: CommitState, att: Attachment, key: Key) -> Any:
+    """None for an absent document, else ``[wire value]`` (a document of an optional type
+    may exist with the value None)."""
+    if not st.has(att, key):
+        return None
+    return [to_wire(st.get(att, key), att.document_type)]
+
+
 def _state_get(db: Any, a: list[Any]) -> Any:
     st = _state(db, a[0])
     defs = st.definitions()
     att = _attachment(a[1], defs)
-    return to_wire(st.get(att, _key(a[2], defs)), OptionalType(att.document_type))
+    return _present(st, att, _key(a[2], defs))
 
 
 def _state_has(db: Any, a: list[Any]) -> Any:
@@ -918,8 +960,7 @@ def _state_get_many(db: Any, a: list[Any]) -> Any:
     st = _state(db, a[0])
     defs = st.definitions()
     att = _attachment(a[1], defs)
-    t = OptionalType(att.document_type)
-    return [to_wire(st.get(att, _key(k, defs)), t) for k in a[2]]
+    return [_present(st, att, _key(k, defs)) for k in a[2]]
 
 
 def _state_keys(db: Any, a: list[Any]) -> Any:
@@ -928,10 +969,24 @@ def _state_keys(db: Any, a: list[Any]) -> Any:
 
 
 def _state_enumerate(db: Any, a: list[Any]) -> Any:
+    """Every document of an attachment, packed (``[[key, value], ...]`` in key order).
+
+    A state never changes, so the packed answer is kept (see :class:`_Enumerations`): many
+    clients reading the head pay for it once."""
+    served = db.served if isinstance(db, _MergeStates) else None
+    cache_key = (pack(a[0]), bytes(a[1])) if type(a[1]) is bytes else None
+    if served is not None and cache_key is not None:
+        found = served.enumerations.get(cache_key)
+        if found is not None:
+            return found
     st = _state(db, a[0])
     att = _attachment(a[1], st.definitions())
     t = att.document_type
-    return [[_key_wire(k), to_wire(v, t)] for k, v in st.enumerate(att)]
+    keys = sorted(st.keys(att), key=_key_wire)
+    packed = pack([[_key_wire(k), to_wire(st.get(att, k), t)] for k in keys])
+    if served is not None and cache_key is not None:
+        served.enumerations.put(cache_key, packed)
+    return packed
 
 
 def _state_enabled(db: Any, a: list[Any]) -> Any:
@@ -971,6 +1026,7 @@ def _commit_program(db: CommitDatabase, a: list[Any]) -> Any:
     base, label, author, program = _opt_cid(a[0]), _label(a[1]), _author(a[2]), a[3]
     if type(program) is not bytes:
         raise InvalidArgumentsError("the program must be bytes")
+    log.debug("commit requested: %r on %s", label, base.hex()[:12] if base else "root")
     defs = db.definitions()
     prog = decode_program(program, defs)
     ms = CommitMutableState(db.initial_state() if base is None else db.state(base))
@@ -995,6 +1051,10 @@ def _structural(kind: str) -> Callable[[Any, list[Any]], Any]:
 
 
 _COMMON: dict[str, tuple[Callable[[Any, list[Any]], Any], int]] = {
+    "open": (
+        lambda db, a: [db.definitions_hexdigest(), encode_definitions(db.definitions())],
+        _INLINE,
+    ),
     "definitions": (lambda db, a: encode_definitions(db.definitions()), _INLINE),
     "definitions_hexdigest": (lambda db, a: db.definitions_hexdigest(), _INLINE),
     "extend_definitions": (

@@ -5,7 +5,8 @@ table maps byte-string keys to byte-string values and iterates in unsigned byte 
 keys. All access goes through transactions:
 
 * ``with storage.read() as txn:`` gives a :class:`ReadTxn` that sees one consistent committed
-  snapshot for its whole lifetime;
+  snapshot for its whole lifetime; ``storage.get(table, key)`` is the cheap form of a read
+  transaction that reads one key;
 * ``with storage.write() as txn:`` gives a :class:`WriteTxn`; it commits when the block exits
   normally and aborts, leaving nothing behind, when the block raises. Reads inside a write
   transaction see that transaction's own writes. One write transaction runs at a time.
@@ -183,6 +184,24 @@ class Storage(Protocol):
 
         Raises:
             DatabaseClosedError: The storage is closed.
+        """
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        """Read one value of the last committed state, in a transaction of its own.
+
+        The same as ``with storage.read() as txn: return txn.get(table, key)``, only
+        cheaper: the hot path of one-key reads.
+
+        Args:
+            table: A declared table name.
+            key: The key to look up.
+
+        Returns:
+            The value, or ``None`` when the key is absent.
+
+        Raises:
+            DatabaseClosedError: The storage is closed.
+            StorageError: Unknown table, or a storage failure.
         """
 
     def write(self) -> AbstractContextManager[WriteTxn]:

@@ -82,7 +82,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -365,7 +365,11 @@ class _SharedEnv:
         self.closed = False
         self._write_lock = threading.Lock()
         self._writer: int | None = None
-        self._cond = threading.Condition(threading.Lock())
+        # One plain lock guards the counters below; the condition shares it and is used only
+        # to wait (and to wake waiters while a resize is under way), so that the hot paths
+        # take a C-level lock once instead of going through Condition's Python methods.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._pins = 0  # sessions (transactions) keeping the environment open
         self._active = 0  # LMDB transactions open, over all threads
         self._resizing = False
@@ -375,12 +379,12 @@ class _SharedEnv:
 
     def pin(self) -> None:
         """Keep the environment open until the matching :meth:`unpin`."""
-        with self._cond:
+        with self._lock:
             self._pins += 1
 
     def unpin(self) -> None:
         """Release a :meth:`pin`; the last one may close the environment."""
-        with self._cond:
+        with self._lock:
             self._pins -= 1
             idle = self._pins == 0
         # A storage closing meanwhile re-checks the pins itself, under the registry lock.
@@ -389,7 +393,7 @@ class _SharedEnv:
 
     def unused(self) -> bool:
         """Tell whether no storage and no transaction uses the environment any more."""
-        with self._cond:
+        with self._lock:
             return self.refs == 0 and self._pins == 0
 
     # -- the writer lock --
@@ -415,7 +419,7 @@ class _SharedEnv:
 
     def enter(self) -> None:
         """Count a transaction in; wait while a resize is under way."""
-        with self._cond:
+        with self._lock:
             held = self._held()
             if not held:
                 while self._resizing:
@@ -425,10 +429,64 @@ class _SharedEnv:
 
     def leave(self) -> None:
         """Count a transaction out."""
-        with self._cond:
+        with self._lock:
             self._active -= 1
             self._local.held = self._held() - 1
-            self._cond.notify_all()
+            # Only a resize waits for transactions to leave (it sets _resizing first, under
+            # this lock): nobody else needs waking.
+            if self._resizing:
+                self._cond.notify_all()
+
+    def begin_read(self) -> _Txn:
+        """Pin the environment, enter the gate and begin a read transaction.
+
+        The read-side twin of ``pin()`` + :meth:`begin`, taking the lock once.
+
+        Raises:
+            lmdb.Error: LMDB refused; the gate was left and the pin released.
+        """
+        local = self._local
+        pin = 1
+        while True:
+            with self._lock:
+                held: int = getattr(local, "held", 0)
+                if not held:
+                    while self._resizing:
+                        self._cond.wait()
+                self._pins += pin
+                self._active += 1
+                local.held = held + 1
+            pin = 0
+            try:
+                return self.env.begin(write=False)
+            except lmdb.MapResizedError:
+                self.leave()  # still pinned: the environment stays open while it resizes
+                try:
+                    self.resize(None)
+                except BaseException:
+                    self.unpin()
+                    raise
+            except BaseException:
+                self.end_read(None)
+                raise
+
+    def end_read(self, txn: _Txn | None) -> None:
+        """End a transaction of :meth:`begin_read`: abort it, leave the gate, unpin."""
+        if txn is not None:
+            try:
+                txn.abort()
+            except lmdb.Error:
+                pass
+        local = self._local
+        with self._lock:
+            self._active -= 1
+            self._pins -= 1
+            local.held -= 1
+            if self._resizing:
+                self._cond.notify_all()
+            idle = self._pins == 0
+        if idle and self.refs == 0:
+            _close_if_unused(self)
 
     def _wait(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
@@ -452,7 +510,7 @@ class _SharedEnv:
         """
         deadline = time.monotonic() + GROW_WAIT_TIMEOUT
         allowed = 0 if own is None else 1
-        with self._cond:
+        with self._lock:
             try:
                 if self._held() > allowed:
                     raise StorageError(
@@ -739,14 +797,19 @@ class _LmdbReadTxn(ReadTxn):
     """A read transaction, and the read side of the write transaction.
 
     ``_overlays`` holds the uncommitted changes of a write transaction (empty for readers);
-    every read merges them over the LMDB transaction.
+    every read merges them over the LMDB transaction. A plain reader (``_writes`` false)
+    never has overlays, so its reads go straight to LMDB.
     """
+
+    _writes = False
 
     def __init__(self, storage: LmdbStorage, txn: _Txn) -> None:
         self._storage = storage
         self._txn = txn
         self._overlays: dict[str, TableOverlay] = {}
         self._done = False
+        self._tables = storage._table_set
+        self._dbs = storage._shared.dbs
 
     def _check_live(self) -> None:
         if self._storage.closed:
@@ -763,14 +826,20 @@ class _LmdbReadTxn(ReadTxn):
 
     def get(self, table: str, key: bytes) -> bytes | None:
         """Return the value under ``key`` in ``table``, or ``None``; see :class:`ReadTxn`."""
-        check_key(key)
-        db = self._db(table)
-        overlay = self._overlays.get(table)
-        if overlay is not None:
-            if key in overlay.values:
-                return overlay.values[key]
-            if overlay.cleared:
-                return None
+        if type(key) is not bytes or not 0 < len(key) <= MAX_KEY_SIZE:
+            check_key(key)
+        if self._done or self._storage._closed:
+            self._check_live()
+        if table not in self._tables:
+            self._storage._db(table)  # raises the unknown-table error
+        db = self._dbs.get(table)
+        if self._overlays:
+            overlay = self._overlays.get(table)
+            if overlay is not None:
+                if key in overlay.values:
+                    return overlay.values[key]
+                if overlay.cleared:
+                    return None
         if db is None:
             return None
         try:
@@ -791,12 +860,51 @@ class _LmdbReadTxn(ReadTxn):
     ) -> Iterator[tuple[bytes, bytes]]:
         """Iterate over ``(key, value)`` pairs in key order; see :class:`ReadTxn`."""
         db = self._db(table)
+        if not self._writes:
+            return self._scan(db, prefix, start, reverse, True)
         return self._iterate(table, db, prefix, start, reverse, True)
 
     def keys(self, table: str, prefix: bytes = b"") -> Iterator[bytes]:
         """Iterate over the keys starting with ``prefix``; see :class:`ReadTxn`."""
         db = self._db(table)
+        if not self._writes:
+            return (key for key, _ in self._scan(db, prefix, None, False, False))
         return (key for key, _ in self._iterate(table, db, prefix, None, False, False))
+
+    def _scan(
+        self, db: _Db | None, prefix: bytes, start: bytes | None, reverse: bool, values: bool
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """The iteration of a plain reader: one LMDB cursor, nothing to merge."""
+        if db is None:
+            return
+        bound, inclusive = iteration_start(prefix, start, reverse)
+        try:
+            cursor = self._txn.cursor(db)
+            found = _seek(cursor, bound, inclusive, reverse)
+        except lmdb.Error as exc:
+            raise self._failed(exc) from exc
+        if not found:
+            return
+        step = cursor.prev if reverse else cursor.next
+        storage = self._storage
+        while True:
+            if self._done or storage._closed:
+                self._check_live()
+            try:
+                key = cursor.key()
+                if not key.startswith(prefix):
+                    return
+                value = cursor.value() if values else b""
+            except lmdb.Error as exc:
+                raise self._failed(exc) from exc
+            yield key, value
+            if self._done or storage._closed:
+                self._check_live()
+            try:
+                if not step():
+                    return
+            except lmdb.Error as exc:
+                raise self._failed(exc) from exc
 
     def _iterate(
         self,
@@ -872,6 +980,33 @@ class _LmdbReadTxn(ReadTxn):
         return total
 
 
+class _LmdbReader(_LmdbReadTxn):
+    """What :meth:`LmdbStorage.read` returns: a read transaction that is its own context
+    manager (the LMDB transaction begins on entry and ends on exit)."""
+
+    def __init__(self, storage: LmdbStorage) -> None:
+        self._storage = storage
+        self._overlays = {}
+        self._done = True  # until entered
+        self._tables = storage._table_set
+        self._dbs = storage._shared.dbs
+
+    def __enter__(self) -> _LmdbReader:
+        storage = self._storage
+        if storage._closed:
+            storage._check_open()
+        try:
+            self._txn = storage._shared.begin_read()
+        except lmdb.Error as exc:
+            raise _translate(exc, storage._path) from exc
+        self._done = False
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done = True
+        self._storage._shared.end_read(self._txn)
+
+
 class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
     """The write transaction.
 
@@ -881,6 +1016,8 @@ class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
     exception is a commit that writes nothing, and a full map at commit is handled by growing
     the map and applying the overlays again.
     """
+
+    _writes = True
 
     def __init__(self, storage: LmdbStorage, shared: _SharedEnv) -> None:
         self._shared = shared
@@ -903,9 +1040,14 @@ class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
         """Store ``value`` under ``key``; see :class:`WriteTxn`."""
-        check_key(key)
-        check_value(value)
-        self._overlay(table).put(key, value)
+        if type(key) is not bytes or not 0 < len(key) <= MAX_KEY_SIZE:
+            check_key(key)
+        if type(value) is not bytes:
+            check_value(value)
+        overlay = self._overlays.get(table)
+        if overlay is None or self._done or self._storage._closed:
+            overlay = self._overlay(table)  # checks the table and that the txn is live
+        overlay.put(key, value)
 
     def put_if_absent(self, table: str, key: bytes, value: bytes) -> bool:
         """Store ``value`` under ``key`` unless present; see :class:`WriteTxn`."""
@@ -943,6 +1085,9 @@ class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
             if overlay.cleared:
                 txn.drop(db, delete=False)
             changes = overlay.values
+            if None not in changes.values():  # only puts: one C call writes them all
+                txn.cursor(db).putmulti(sorted(changes.items()))
+                continue
             for key in sorted(changes):
                 value = changes[key]
                 if value is None:
@@ -1239,25 +1384,32 @@ class LmdbStorage(Storage):
             )
         return self._shared.dbs.get(table)
 
-    @contextmanager
-    def read(self) -> Iterator[ReadTxn]:
+    def read(self) -> AbstractContextManager[ReadTxn]:
         """Open a read transaction on the last committed state; see :class:`Storage`."""
-        self._check_open()
+        return _LmdbReader(self)
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        """Read one value in a transaction of its own; see :class:`Storage`."""
+        if type(key) is not bytes or not 0 < len(key) <= MAX_KEY_SIZE:
+            check_key(key)
+        if self._closed:
+            self._check_open()
+        if table not in self._table_set:
+            self._db(table)  # raises the unknown-table error
+        db = self._shared.dbs.get(table)
+        if db is None:
+            return None
         shared = self._shared
-        shared.pin()
         try:
-            try:
-                txn = shared.begin(write=False)
-            except lmdb.Error as exc:
-                raise _translate(exc, self._path) from exc
-            reader = _LmdbReadTxn(self, txn)
-            try:
-                yield reader
-            finally:
-                reader._done = True
-                shared.end(txn)
+            txn = shared.begin_read()
+        except lmdb.Error as exc:
+            raise _translate(exc, self._path) from exc
+        try:
+            return txn.get(key, db=db)
+        except lmdb.Error as exc:
+            raise _translate(exc, self._path) from exc
         finally:
-            shared.unpin()
+            shared.end_read(txn)
 
     @contextmanager
     def write(self) -> Iterator[WriteTxn]:

@@ -308,6 +308,16 @@ class MemoryStorage(Storage):
             with self._state_lock:
                 snapshot.readers -= 1
 
+    def get(self, table: str, key: bytes) -> bytes | None:
+        """Read one value of the last committed snapshot; see :class:`Storage`."""
+        check_key(key)
+        self._check_open()
+        try:
+            base = self._current.tables[table]
+        except KeyError:
+            raise self._unknown_table(table) from None
+        return base.data.get(key)
+
     @contextmanager
     def write(self) -> Iterator[WriteTxn]:
         """Open the write transaction; see :class:`Storage`."""

@@ -15,9 +15,10 @@ run concurrently.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ import anyio
 import anyio.to_thread
 from anyio.from_thread import start_blocking_portal
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -35,11 +37,18 @@ from commitdb.commit_database import CommitDatabase
 from commitdb.definitions import Definitions
 from commitdb.errors import CommitDBError, StorageError, ValidationError
 from commitdb.prototypes import FunctionPrototype, PoolDeclaration
-from rpc.errors import RPCError
+from rpc.errors import RemoteError, RPCError
 from rpc.gateway.methods import CallContext, ServedDatabase, build_registry
-from rpc.gateway.metrics import Metrics
+from rpc.gateway.metrics import CountRequests, Metrics
 from rpc.gateway.openrpc import SchemaBuilder, openrpc_document
-from rpc.gateway.security import AuditLog, Permission, RateLimiter, TokenTable, bearer_token
+from rpc.gateway.security import (
+    AuditLog,
+    Permission,
+    RateLimiter,
+    TokenTable,
+    bearer_token,
+    read_body,
+)
 from rpc.gateway.ws import Hub, LentState, WsSession, watch_database
 from rpc.jsonrpc import (
     FORBIDDEN,
@@ -64,6 +73,7 @@ from rpc.jsonrpc import (
     result_response,
 )
 from rpc.service import Service
+from rpc.service_remote import ServiceRemote
 
 __all__ = (
     "DEFAULT_DATABASE",
@@ -76,8 +86,13 @@ __all__ = (
     "create_app",
 )
 
+log = logging.getLogger("commitdb.gateway")
+
 DEFAULT_DATABASE = "default"
 DEFAULT_DATABASE_FILE = "commitdb-gateway.cdb"
+
+#: Members of one batch handled at once (the others wait for a free slot).
+BATCH_CONCURRENCY = 32
 
 #: Service event topics (``events.subscribe``): finished pool calls, WebSocket sessions.
 TOPICS = ("calls", "connections")
@@ -102,6 +117,7 @@ class GatewayConfig:
         poll_interval: Seconds between checks of the databases for new commits.
         protect_metrics: Require a valid token for /health and /metrics.
         debug: Show internal error texts in error objects.
+        worker_threads: Worker threads for the pool functions.
     """
 
     databases: dict[str, str] = field(default_factory=dict)
@@ -137,6 +153,7 @@ def function_error(exc: Exception, debug: bool) -> Exception:
         )
     if isinstance(exc, CommitDBError | JsonRpcError | RPCError):
         return exc
+    log.warning("a pool function raised %s: %s", type(exc).__name__, exc, exc_info=exc)
     if debug:
         return JsonRpcError(
             SERVER_ERROR, f"server error: {type(exc).__name__}: {exc}", {"type": type(exc).__name__}
@@ -255,7 +272,12 @@ class UpstreamBackend(Backend):
     """
 
     def __init__(
-        self, remote: Any, url: str, token: str | None, limiter: anyio.CapacityLimiter, debug: bool
+        self,
+        remote: ServiceRemote,
+        url: str,
+        token: str | None,
+        limiter: anyio.CapacityLimiter,
+        debug: bool,
     ) -> None:
         super().__init__(limiter, debug)
         self.remote = remote
@@ -274,22 +296,31 @@ class UpstreamBackend(Backend):
     def attachment_declarations(self) -> list[PoolDeclaration]:
         return [p.declaration for p in self.remote.attachment_function_pools()]
 
+    async def _upstream(self, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except RemoteError as exc:  # the upstream's function failed: hidden unless debug
+            if exc.code not in (SERVER_ERROR, INTERNAL_ERROR):
+                raise
+            message = f"server error: {exc.message}" if self.debug else "server error"
+            raise JsonRpcError(SERVER_ERROR, message, exc.data if self.debug else None) from None
+
     async def call(self, pool: str, proto: FunctionPrototype, args: list[Any]) -> Any:
-        return await self.remote.function_pool(pool).check(proto.name)(*args)
+        return await self._upstream(self.remote.function_pool(pool).check(proto.name)(*args))
 
     async def call_attachment(
         self, pool: str, proto: FunctionPrototype, state: Any, args: list[Any]
     ) -> Any:
-        return await self.remote.attachment_function_pool(pool).check(proto.name)(state, *args)
+        fn = self.remote.attachment_function_pool(pool).check(proto.name)
+        return await self._upstream(fn(state, *args))
 
     async def call_lent(
         self, pool: str, proto: FunctionPrototype, lent: LentState, args: list[Any]
     ) -> Any:
-        from rpc.service_remote import ServiceRemote
-
         async def lend() -> Any:
             async with ServiceRemote.connect(self.url, credentials=self.token) as remote:
-                return await remote.attachment_function_pool(pool).check(proto.name)(lent, *args)
+                fn = remote.attachment_function_pool(pool).check(proto.name)
+                return await self._upstream(fn(lent, *args))
 
         def run() -> Any:
             with start_blocking_portal() as portal:
@@ -335,8 +366,6 @@ class Gateway:
         limiter = anyio.CapacityLimiter(self.config.worker_threads)
         async with AsyncExitStack() as stack:
             if self.config.upstream:
-                from rpc.service_remote import ServiceRemote
-
                 url, token = self.config.upstream, self.config.upstream_token
                 remote = await stack.enter_async_context(
                     ServiceRemote.connect(url, credentials=token)
@@ -416,9 +445,11 @@ class Gateway:
             reply = await self.run_call(items[0], ctx)
             return encode_replies([reply] if reply else [], message.batch)
         replies: list[dict[str, Any] | None] = [None] * len(items)
+        limiter = anyio.CapacityLimiter(BATCH_CONCURRENCY)
 
         async def one(i: int, item: Call | Invalid) -> None:
-            replies[i] = await self.run_call(item, ctx)
+            async with limiter:
+                replies[i] = await self.run_call(item, ctx)
 
         async with anyio.create_task_group() as tg:
             for i, item in enumerate(items):
@@ -439,6 +470,8 @@ class Gateway:
             reply = result_response(item.id, await self._invoke(item, ctx))
         except Exception as exc:
             error = error_from_exception(exc, debug=self.config.debug)
+            if error.code == INTERNAL_ERROR and not isinstance(exc, JsonRpcError):
+                log.error("internal error in %s", method, exc_info=exc)
             code = error.code
             reply = error_response(item.id, error)
         finally:
@@ -515,13 +548,6 @@ class Gateway:
 
     async def http_rpc(self, request: Request) -> Response:
         """``POST /``: one JSON-RPC message."""
-        self.metrics.http_in_flight += 1
-        try:
-            return await self._http(request)
-        finally:
-            self.metrics.http_in_flight -= 1
-
-    async def _http(self, request: Request) -> Response:
         ctx = CallContext("http", _client(request.client), None)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
@@ -533,7 +559,7 @@ class Gateway:
                 UNAUTHORIZED, "unauthorized", {"reason": "missing or invalid bearer token"}
             )
             return self._refuse(401, error, ctx, {"WWW-Authenticate": "Bearer"})
-        body = await self._body(request)
+        body = await read_body(request, self.config.max_request_bytes)
         if body is None:
             limit = {"reason": "request too large", "max_bytes": self.config.max_request_bytes}
             return self._refuse(413, JsonRpcError(INVALID_REQUEST, "invalid request", limit), ctx)
@@ -541,20 +567,6 @@ class Gateway:
         if text is None:
             return Response(status_code=204)
         return Response(text, media_type="application/json")
-
-    async def _body(self, request: Request) -> bytes | None:
-        limit = self.config.max_request_bytes
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _open_route(self, request: Request) -> Response | None:
         if not self.config.protect_metrics:
@@ -624,6 +636,7 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
     """The gateway's Starlette app (``app.state.gateway`` is the :class:`Gateway`)."""
     gateway = Gateway(config or GatewayConfig())
     app = Starlette(
+        middleware=[Middleware(CountRequests, metrics=gateway.metrics)],
         routes=[
             Route("/", gateway.http_rpc, methods=["POST"]),
             Route("/health", gateway.health, methods=["GET"]),

@@ -32,6 +32,7 @@ from rpc.gateway.security import Permission, Principal
 from rpc.json_values import apply_mutation, from_json, key_from_json, key_to_json, to_json
 from rpc.jsonrpc import (
     FORBIDDEN,
+    INTERNAL_ERROR,
     INVALID_PARAMS,
     UNAUTHORIZED,
     Bound,
@@ -44,7 +45,7 @@ from rpc.jsonrpc import (
 if TYPE_CHECKING:
     from rpc.gateway.app import Gateway
 
-__all__ = ("CallContext", "ServedDatabase", "build_registry", "header_json")
+__all__ = ("CallContext", "ServedDatabase", "build_registry", "header_json", "result_json")
 
 
 @dataclass
@@ -350,7 +351,12 @@ def _convert_args(proto: FunctionPrototype, raw: Any, where: str, defs: Any) -> 
         unknown = sorted(set(raw) - set(names))
         missing = [n for n in names if n not in raw]
         if unknown or missing:
-            data: dict[str, Any] = {"expected": names, "unknown": unknown, "missing": missing, "where": where}
+            data: dict[str, Any] = {
+                "expected": names,
+                "unknown": unknown,
+                "missing": missing,
+                "where": where,
+            }
             raise JsonRpcError(
                 INVALID_PARAMS, f"invalid params: the arguments of {proto.name}", data
             )
@@ -376,7 +382,7 @@ def _pool_method(gw: Gateway, pool: PoolDeclaration, proto: FunctionPrototype) -
         defs = gw.backend.definitions
         args = [from_json(b[p.name], p.type, defs, b.where[p.name]) for p in proto.parameters]
         result = await gw.backend.call(pool.name, proto, args)
-        return to_json(result, proto.return_type)
+        return result_json(result, proto.return_type)
 
     return MethodSpec(
         f"pool.{pool.name}.{proto.name}",
@@ -419,7 +425,7 @@ def _apool_method(gw: Gateway, pool: PoolDeclaration, proto: FunctionPrototype) 
             if ctx.session is None:
                 raise _invalid("lend only over WebSocket", lend, b.where["lend"])
             value = await ctx.session.lend_call(gw.backend, pool.name, proto, args)
-            return to_json(value, proto.return_type)
+            return result_json(value, proto.return_type)
         ctx.require("write")
         if b.get("database") is None:
             raise _invalid("the name of a served database", None, b.where["database"])
@@ -477,7 +483,16 @@ async def _apool_commit(
     commit_id = await anyio.to_thread.run_sync(commit, limiter=served.write_limiter)
     if commit_id is not None:
         served.wake.set()
-    return {"result": to_json(value, proto.return_type), "commit": commit_id}
+    return {"result": result_json(value, proto.return_type), "commit": commit_id}
+
+
+def result_json(value: Any, t: T.Type) -> Any:
+    """A function's result as JSON (-32603 when its type has no JSON form)."""
+    try:
+        return to_json(value, t)
+    except (TypeError, ValueError, AttributeError) as exc:
+        reason = f"the result cannot be serialized to JSON ({type(exc).__name__})"
+        raise JsonRpcError(INTERNAL_ERROR, "internal error", {"reason": reason}) from None
 
 
 def _summary(doc: str | None, fallback: str) -> str:

@@ -29,7 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ("BUCKETS", "Metrics")
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ("BUCKETS", "CountRequests", "Metrics")
 
 #: Upper bounds (seconds) of the latency histogram buckets (+Inf is implicit).
 BUCKETS: tuple[float, ...] = (
@@ -220,3 +222,22 @@ def _family(
     lines = [f"# HELP {full} {help}", f"# TYPE {full} {kind}"]
     lines += [f"{full}{_labels(labels)} {_number(value)}" for labels, value in samples]
     return lines
+
+
+class CountRequests:
+    """ASGI middleware counting the HTTP requests in flight
+    (``open_connections{transport="http"}``)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.metrics.http_in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.metrics.http_in_flight -= 1

@@ -4,6 +4,7 @@
   lookups compare in constant time. With no token configured, every client is ``admin``.
 * :class:`RateLimiter` — one token bucket per client (``rate`` calls per second, ``burst``
   calls at once); a refused call learns how long to wait.
+* :func:`read_body` — a request body within the size limit.
 * :class:`AuditLog` — one line per call on the ``commitdb.audit`` logger: method, client,
   principal (``token#N``, never the token), outcome and duration. Never params or secrets.
 """
@@ -19,6 +20,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from starlette.requests import Request
+
 __all__ = (
     "AuditLog",
     "Permission",
@@ -26,6 +29,7 @@ __all__ = (
     "RateLimiter",
     "TokenTable",
     "bearer_token",
+    "read_body",
 )
 
 AUDIT_LOGGER = "commitdb.audit"
@@ -118,6 +122,22 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than `limit` bytes (a declared
+    ``Content-Length`` is checked first; a streamed body is counted as it arrives)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class RateLimiter:

@@ -68,6 +68,9 @@ log = logging.getLogger("commitdb.gateway.ws")
 
 OUTGOING_QUEUE = 64
 
+Att = Attachment | str
+PathLike = Path | str
+
 
 # --------------------------------------------------------------------------------------------
 # Lent states
@@ -146,10 +149,10 @@ class LentState:
                 log.debug("could not send the pending mutations", exc_info=True)
 
     # -- helpers --------------------------------------------------------------------------
-    def _att(self, attachment: Attachment | str) -> Attachment:
+    def _att(self, attachment: Att) -> Attachment:
         return self._defs.check_attachment(attachment)
 
-    def _target(self, attachment: Attachment | str, key: Key, write: bool) -> dict[str, Any]:
+    def _target(self, attachment: Att, key: Key, write: bool) -> dict[str, Any]:
         att = self._att(attachment)
         where = f"{att.identifier} key"
         if not isinstance(key, Key) or not att.key_type.accepts_concept(key.concept):
@@ -158,7 +161,7 @@ class LentState:
             raise ValidationError("a key with a valid instance id", "the nil key", where)
         return {"attachment": att.identifier, "key": key_to_json(key)}
 
-    def _path(self, attachment: Attachment | str, path: Path | str) -> tuple[str, Type]:
+    def _path(self, attachment: Att, path: PathLike) -> tuple[str, Type]:
         doc = self._att(attachment).document_type
         p = (Path.parse(path) if isinstance(path, str) else path).normalize(doc)
         return str(p), p.resolve(doc)
@@ -167,7 +170,7 @@ class LentState:
         return f"{method}({att.identifier}) result"
 
     # -- reads ----------------------------------------------------------------------------
-    def keys(self, attachment: Attachment | str) -> set[Key]:
+    def keys(self, attachment: Att) -> set[Key]:
         """Keys of the client's documents."""
         att = self._att(attachment)
         answer = self._request("state.keys", {"attachment": att.identifier})
@@ -179,7 +182,7 @@ class LentState:
             for i, k in enumerate(answer)
         }
 
-    def has(self, attachment: Attachment | str, key: Key) -> bool:
+    def has(self, attachment: Att, key: Key) -> bool:
         """Whether the client has the document."""
         answer = self._request("state.has", self._target(attachment, key, False))
         if answer is not True and answer is not False:
@@ -187,21 +190,21 @@ class LentState:
             raise ValidationError("boolean", describe_json(answer), where)
         return answer
 
-    def get(self, attachment: Attachment | str, key: Key) -> Any:
+    def get(self, attachment: Att, key: Key) -> Any:
         """The client's document, or None."""
         att = self._att(attachment)
         answer = self._request("state.get", self._target(att, key, False))
         doc = OptionalType(att.document_type)
         return from_json(answer, doc, self._defs, self._result("state.get", att))
 
-    def enumerate(self, attachment: Attachment | str) -> list[tuple[Key, Any]]:
+    def enumerate(self, attachment: Att) -> list[tuple[Key, Any]]:
         """(key, document) of the client's documents (keys, then one get each)."""
         att = self._att(attachment)
         found = [(k, self.get(att, k)) for k in sorted(self.keys(att))]
         return [(k, d) for k, d in found if d is not None]
 
     # -- mutations ------------------------------------------------------------------------
-    def set(self, attachment: Attachment | str, key: Key, value: Any) -> None:
+    def set(self, attachment: Att, key: Key, value: Any) -> None:
         """Replace (or create) the client's document."""
         target = self._target(attachment, key, True)
         doc = self._att(attachment).document_type
@@ -209,28 +212,24 @@ class LentState:
             "set", {**target, "value": to_json(doc.check(value, target["attachment"]), doc)}
         )
 
-    def delete(self, attachment: Attachment | str, key: Key) -> None:
+    def delete(self, attachment: Att, key: Key) -> None:
         """Delete the client's document."""
         self._notify("delete", self._target(attachment, key, True))
 
-    def diff(
-        self, attachment: Attachment | str, key: Key, value: Any, recursive: bool = False
-    ) -> None:
+    def diff(self, attachment: Att, key: Key, value: Any, recursive: bool = False) -> None:
         """Record on the client only what turns its document into `value`."""
         target = self._target(attachment, key, True)
         doc = self._att(attachment).document_type
         value_json = to_json(doc.check(value, target["attachment"]), doc)
         self._notify("diff", {**target, "value": value_json, "recursive": bool(recursive)})
 
-    def update(self, attachment: Attachment | str, key: Key, path: Path | str, value: Any) -> None:
+    def update(self, attachment: Att, key: Key, path: PathLike, value: Any) -> None:
         """Assign at a path in the client's document."""
         target = self._target(attachment, key, True)
         text, t = self._path(attachment, path)
         self._notify("update", {**target, "path": text, "value": to_json(t.check(value, text), t)})
 
-    def _container(
-        self, op: str, attachment: Attachment | str, key: Key, path: Path | str, operand: Any
-    ) -> None:
+    def _container(self, op: str, attachment: Att, key: Key, path: PathLike, operand: Any) -> None:
         target = self._target(attachment, key, True)
         text, t = self._path(attachment, path)
         kind = SetType if op.endswith("set") else MapType
@@ -247,37 +246,37 @@ class LentState:
         self._notify(op, {**target, "path": text, field: to_json(vt.check(operand, text), vt)})
 
     def union_in_set(
-        self, attachment: Attachment | str, key: Key, path: Path | str, elements: Iterable[Any]
+        self, attachment: Att, key: Key, path: PathLike, elements: Iterable[Any]
     ) -> None:
         """Add elements to a set of the client's document."""
         self._container("union_in_set", attachment, key, path, elements)
 
     def subtract_in_set(
-        self, attachment: Attachment | str, key: Key, path: Path | str, elements: Iterable[Any]
+        self, attachment: Att, key: Key, path: PathLike, elements: Iterable[Any]
     ) -> None:
         """Remove elements from a set of the client's document."""
         self._container("subtract_in_set", attachment, key, path, elements)
 
     def union_in_map(
-        self, attachment: Attachment | str, key: Key, path: Path | str, entries: Mapping[Any, Any]
+        self, attachment: Att, key: Key, path: PathLike, entries: Mapping[Any, Any]
     ) -> None:
         """Insert entries into a map of the client's document."""
         self._container("union_in_map", attachment, key, path, entries)
 
     def update_in_map(
-        self, attachment: Attachment | str, key: Key, path: Path | str, entries: Mapping[Any, Any]
+        self, attachment: Att, key: Key, path: PathLike, entries: Mapping[Any, Any]
     ) -> None:
         """Overwrite existing entries of a map of the client's document."""
         self._container("update_in_map", attachment, key, path, entries)
 
     def subtract_in_map(
-        self, attachment: Attachment | str, key: Key, path: Path | str, keys: Iterable[Any]
+        self, attachment: Att, key: Key, path: PathLike, keys: Iterable[Any]
     ) -> None:
         """Remove entries from a map of the client's document."""
         self._container("subtract_in_map", attachment, key, path, keys)
 
     def _xarray(
-        self, attachment: Attachment | str, key: Key, path: Path | str
+        self, attachment: Att, key: Key, path: PathLike
     ) -> tuple[dict[str, Any], XArrayType]:
         target = self._target(attachment, key, True)
         text, t = self._path(attachment, path)
@@ -289,9 +288,9 @@ class LentState:
 
     def insert_in_xarray(
         self,
-        attachment: Attachment | str,
+        attachment: Att,
         key: Key,
-        path: Path | str,
+        path: PathLike,
         before: uuid.UUID,
         new: uuid.UUID | None,
         value: Any,
@@ -311,9 +310,9 @@ class LentState:
 
     def update_in_xarray(
         self,
-        attachment: Attachment | str,
+        attachment: Att,
         key: Key,
-        path: Path | str,
+        path: PathLike,
         position: uuid.UUID,
         value: Any,
     ) -> None:
@@ -323,7 +322,7 @@ class LentState:
         self._notify("update_in_xarray", {**fields, "position": str(position), "value": value_json})
 
     def remove_in_xarray(
-        self, attachment: Attachment | str, key: Key, path: Path | str, position: uuid.UUID
+        self, attachment: Att, key: Key, path: PathLike, position: uuid.UUID
     ) -> None:
         """Remove at a position."""
         fields, _ = self._xarray(attachment, key, path)
@@ -475,6 +474,7 @@ class WsSession:
         self._out, self._out_receive = anyio.create_memory_object_stream[str](OUTGOING_QUEUE)
         self._tg: anyio.abc.TaskGroup | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
 
     async def run(self) -> None:
         """Serve the connection until the client leaves."""
@@ -499,6 +499,7 @@ class WsSession:
 
     def _close(self) -> None:
         gw = self.gw
+        self._closed = True
         for sub in self._subs.values():
             gw.hub.remove(sub)
             sub.close()
@@ -611,6 +612,8 @@ class WsSession:
         self.pending[ident] = waiter
         try:
             await self.send_text(encode_json(request(method, params, ident)))
+            if self._closed:
+                raise ConnectionClosedError("the client disconnected")
             await waiter.event.wait()
         finally:
             self.pending.pop(ident, None)

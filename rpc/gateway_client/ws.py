@@ -26,7 +26,6 @@ import inspect
 import itertools
 import json
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -153,7 +152,7 @@ class Subscription:
         async with ws.subscribe_commits("main") as commits:
             event = await commits.next(timeout=5)
             async for event in commits:
-                ...
+                print(event.commit, event.header["label"])
 
     Iterating without entering it subscribes on the first ``__anext__`` and unsubscribes
     when the iteration is closed (``aclose``).
@@ -387,7 +386,7 @@ class GatewayWebSocket:
     Use it as an async context manager (it runs a reader and a dispatcher task)::
 
         async with GatewayWebSocket(url, token=t) as ws:
-            ...
+            print(await ws.call("rpc.ping"))
 
     Args:
         url: ``ws://host:port/ws`` (an ``http://host:port`` URL is turned into it).
@@ -397,6 +396,8 @@ class GatewayWebSocket:
         timeout: Default seconds a call waits for its reply (None: forever); also the
             connection's opening timeout.
         max_size: The largest message accepted, in bytes.
+        max_queue: Notifications queued for the handlers and subscriptions while they are
+            behind; beyond that they are dropped (counted in ``dropped``, logged).
         definitions: Definitions for lending states that do not carry their own.
     """
 
@@ -408,6 +409,7 @@ class GatewayWebSocket:
         auth: Literal["header", "message"] = "header",
         timeout: float | None = 30.0,
         max_size: int = 16 * 1024 * 1024,
+        max_queue: int = 100_000,
         definitions: Definitions | None = None,
     ) -> None:
         if auth not in ("header", "message"):
@@ -417,7 +419,10 @@ class GatewayWebSocket:
         self.auth = auth
         self.timeout = timeout
         self.max_size = max_size
+        self.max_queue = max_queue
         self.definitions = definitions
+        #: Notifications dropped because the handlers were behind.
+        self.dropped = 0
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._handlers: dict[str, list[Handler]] = {}
@@ -456,7 +461,7 @@ class GatewayWebSocket:
         except (OSError, WebSocketException, TimeoutError) as exc:
             raise TransportError(f"{self.url}: {exc!r}") from exc
         self._queue_send, self._queue_recv = anyio.create_memory_object_stream[tuple[str, Any]](
-            math.inf
+            self.max_queue
         )
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -544,7 +549,11 @@ class GatewayWebSocket:
                 if self._lender is not None:
                     self._lender.notify(method[6:], m.get("params"))
             elif self._queue_send is not None:
-                self._queue_send.send_nowait((method, m.get("params")))
+                try:
+                    self._queue_send.send_nowait((method, m.get("params")))
+                except anyio.WouldBlock:
+                    self.dropped += 1
+                    log.warning("notification %s dropped: the handlers are behind", method)
             return
         rid = m.get("id")
         pending = self._pending.pop(rid, None) if isinstance(rid, int) else None

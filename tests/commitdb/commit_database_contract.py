@@ -391,7 +391,7 @@ class CommitDatabaseContract:
         doc.name = "changed"
         doc.tags.add(2)
         assert st.get(s.rec, s.k1) == s.rec_value(name="a", tags={1})
-        (_, listed), = st.enumerate(s.rec)
+        ((_, listed),) = st.enumerate(s.rec)
         listed.tags.add(3)
         assert db.state(r).get(s.rec, s.k1).tags == {1}
 
@@ -631,7 +631,9 @@ class CommitDatabaseContract:
         db.create_blob(b"")
         st = db.blob_statistics()
         assert (st.count, st.total_size, st.min_size, st.max_size) == (3, 5, 0, 4)
-        added = db.create_blobs([(BlobLayout(), b"a"), (BlobLayout(), b"b"), (BlobLayout("int"), b"b")])
+        added = db.create_blobs(
+            [(BlobLayout(), b"a"), (BlobLayout(), b"b"), (BlobLayout("int"), b"b")]
+        )
         assert added == [blob_id_for(b"b"), blob_id_for(b"b", 6)]
         assert a in db.blob_ids() and set(added) <= db.blob_ids()
 

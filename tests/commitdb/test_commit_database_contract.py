@@ -81,7 +81,9 @@ class LocalCommitFactory:
             db = CommitDatabase.create_in_memory(definitions, documentation=documentation)
         else:
             path = self.root / f"cdb{len(self.opened)}"
-            db = CommitDatabase.create(path, definitions, documentation=documentation, durable=False)
+            db = CommitDatabase.create(
+                path, definitions, documentation=documentation, durable=False
+            )
         self.opened.append(db)
         return db
 

@@ -153,7 +153,9 @@ class TestRemoteDatabase(DatabaseContract):
         db.close()
         assert repr(db).endswith("(closed)>")
 
-    def test_disconnect_rolls_back(self, db: DatabaseRemote, server: InProcessServer, tuto: Tuto) -> None:
+    def test_disconnect_rolls_back(
+        self, db: DatabaseRemote, server: InProcessServer, tuto: Tuto
+    ) -> None:
         key = tuto.login_att.create_key()
         other = DatabaseRemote.connect(server.url, db.name)
         other.begin_transaction()

@@ -18,12 +18,12 @@ from commitdb.commit_database import CommitDatabase
 from commitdb.mutable_state import CommitMutableState
 from rpc.errors import ConnectionClosedError
 from rpc.framing import FrameParser, encode_frame
-from rpc.packets import encode_hello, encode_request
+from rpc.packets import encode_hello
 from rpc.server import RPCServer
 from rpc.service import Service
 from rpc.service_remote import ServiceRemote
 from rpc.transports import parse_endpoint
-from tests.rpc.conftest import Serving, ServerProcess
+from tests.rpc.conftest import ServerProcess, Serving
 
 pytestmark = pytest.mark.anyio
 
@@ -115,6 +115,22 @@ async def test_an_oversized_frame_closes_only_that_connection(
             assert await client.closed()
             await bystander.stream.send(frame([0, 1, "service", "ping", []]))
             assert await bystander.packet() == [1, 1, "pong"]
+        await still_serving(urls[0])
+
+
+async def test_an_oversized_frame_right_behind_the_hello(
+    serving: Serving, service: Service
+) -> None:
+    async with serving(service, max_frame_size=4096) as (server, urls):
+        client = await RawClient.connect(urls[0], hello=False)
+        async with client.stream:
+            await client.stream.send(
+                encode_frame(encode_hello(1, {"client": "eager"})) + struct.pack(">I", 1 << 20)
+            )
+            assert (await client.packet())[0] == 6  # welcome
+            error = await client.packet()
+            assert error[:3] == [2, 0, -32600]
+            assert await client.closed()
         await still_serving(urls[0])
 
 
@@ -337,7 +353,3 @@ async def test_a_server_in_process_survives_a_storm_of_bad_connections(service: 
                 break
             await anyio.sleep(0.005)
         assert not server.connections
-
-
-def test_request_ids_are_encoded_as_documented() -> None:
-    assert msgpack.unpackb(encode_request(3, "service", "ping", [])) == [0, 3, "service", "ping", []]

@@ -8,6 +8,7 @@ example uses blocking sockets with timeouts, so every example is bounded.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -32,13 +33,30 @@ FUZZ = settings(
 )
 
 
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[Endpoint]:
-    """One live server for the module (max frame 1 MiB), stopped at the end."""
-    service = make_service()
-    server = RPCServer(service, max_frame_size=1 << 20, handshake_timeout=5)
-    with start_blocking_portal() as portal, portal.wrap_async_context_manager(server):
-        yield portal.call(server.listen, "tcp://127.0.0.1:0")
+    """One live server for the module (max frame 1 MiB), stopped at the end; no rpc logger
+    may report an error (an unexpected exception) meanwhile."""
+    errors = _Errors()
+    rpc_log = logging.getLogger("rpc")
+    rpc_log.addHandler(errors)
+    try:
+        service = make_service()
+        server = RPCServer(service, max_frame_size=1 << 20, handshake_timeout=5)
+        with start_blocking_portal() as portal, portal.wrap_async_context_manager(server):
+            yield portal.call(server.listen, "tcp://127.0.0.1:0")
+    finally:
+        rpc_log.removeHandler(errors)
+    assert [f"{r.getMessage()}: {r.exc_info[1]!r}" for r in errors.records] == []
 
 
 def packed(value: Any) -> bytes:

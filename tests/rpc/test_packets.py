@@ -61,7 +61,9 @@ def test_error_round_trip() -> None:
 
 
 def test_notify_round_trip() -> None:
-    assert decode_packet(encode_notify("cb:1", "set", [b"a", 1])) == Notify("cb:1", "set", [b"a", 1])
+    assert decode_packet(encode_notify("cb:1", "set", [b"a", 1])) == Notify(
+        "cb:1", "set", [b"a", 1]
+    )
 
 
 def test_cancel_round_trip() -> None:

@@ -103,9 +103,7 @@ class Runner(abc.ABC):
         return self.defs.check_type(name)(**fields)
 
     def snapshot(self) -> Any:
-        return {
-            name: self.ms.enumerate(self.defs.check_attachment(name)) for name in ATTACHMENTS
-        }
+        return {name: self.ms.enumerate(self.defs.check_attachment(name)) for name in ATTACHMENTS}
 
     def commit(self, label: str) -> None:
         ops = self.ms.mutations().all_ops()

@@ -45,6 +45,7 @@ from rpc.service import Service
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = Path(sys.executable).parent / "commitdb"
 TEST_SERVICE = "tests.rpc.gateway.conftest:make_test_service"
+UPSTREAM_SERVICE = "tests.rpc.gateway.conftest:make_upstream_service"
 START_TIMEOUT = 60.0
 
 # --------------------------------------------------------------------------------------------
@@ -69,8 +70,8 @@ class OpaqueType(T.Type):
         return value
 
 
-def make_probe_pool() -> FunctionPool:
-    """The ``Probe`` pool: waits, failures and an unserialisable result."""
+def make_probe_pool(opaque: bool = True) -> FunctionPool:
+    """The ``Probe`` pool: waits, failures and (unless told not) an unserialisable result."""
     probe = FunctionPool("Probe", documentation="Edge cases for the gateway tests.")
 
     @probe.function
@@ -90,10 +91,12 @@ def make_probe_pool() -> FunctionPool:
         """Raise ValueError(message)."""
         raise ValueError(message)
 
-    @probe.function(inline=True, returns=OpaqueType())
-    def opaque() -> Any:
-        """Return a value that JSON cannot carry."""
-        return object()
+    if opaque:  # a foreign type cannot cross the native protocol: not upstream
+
+        @probe.function(inline=True, returns=OpaqueType())
+        def opaque() -> Any:
+            """Return a value that JSON cannot carry."""
+            return object()
 
     @probe.function(inline=True)
     def echo(value: Any) -> Any:
@@ -103,13 +106,18 @@ def make_probe_pool() -> FunctionPool:
     return probe
 
 
-def make_test_service() -> Service:
+def make_test_service(opaque: bool = True) -> Service:
     """The Ge service plus the Probe pool."""
     from rpc.examples.graph import ge_definitions, make_ge_pools
 
     defs = ge_definitions()
     tools, pools = make_ge_pools(defs)
-    return Service(defs, [tools, make_probe_pool()], pools, name="gateway-tests")
+    return Service(defs, [tools, make_probe_pool(opaque)], pools, name="gateway-tests")
+
+
+def make_upstream_service() -> Service:
+    """The test service without ``Probe.opaque`` (served over the native protocol)."""
+    return make_test_service(opaque=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,6 +246,29 @@ def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
 def gw(gateways: Callable[..., GatewayProcess]) -> GatewayProcess:
     """The main gateway: the test service, the embedded default database, no security."""
     return gateways()
+
+
+@pytest.fixture(scope="session")
+def upstream_gw(
+    gateways: Callable[..., GatewayProcess], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """A gateway in front of a ``commitdb service serve`` process (the native protocol)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("upstream") / "service.log"
+    cmd = [str(SCRIPT), "service", "serve", UPSTREAM_SERVICE, "--listen", f"tcp://127.0.0.1:{port}"]
+    with log.open("wb") as out:
+        service = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=child_env()
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "serving" not in log.read_text() and time.monotonic() < deadline:
+            assert service.poll() is None, log.read_text()
+            time.sleep(0.05)
+        yield gateways("--upstream", f"tcp://127.0.0.1:{port}", service=None)
+    finally:
+        service.terminate()
+        service.wait(timeout=15)
 
 
 def free_port() -> int:

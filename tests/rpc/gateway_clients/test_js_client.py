@@ -87,7 +87,7 @@ def test_walkthrough_with_a_token(secured_gateway: Gateway) -> None:
 
 FEATURES = r"""
 import { HttpClient, WsClient, JsonRpcError, MiniWebSocket } from "./jsonrpc-client.mjs";
-const url = process.argv[1];
+const url = process.argv.at(-1);
 const print = (obj) => console.log(JSON.stringify(obj));
 const http = new HttpClient(url);
 

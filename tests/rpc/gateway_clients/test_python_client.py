@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from commitdb import CommitDatabase, CommitMutableState, Key
-from commitdb.errors import UnknownCommitError
+from commitdb.errors import CommitError, UnknownCommitError
 from rpc.examples.graph import ge_definitions
 from rpc.gateway_client import (
     BlockingGatewayClient,
@@ -36,7 +36,6 @@ from rpc.gateway_client import (
     GatewayWebSocket,
     InvalidParams,
     InvalidRequest,
-    JsonRpcError,
     MethodNotFound,
     Notification,
     ParseError,
@@ -367,12 +366,19 @@ async def test_ws_tokens_by_header_and_by_message(secured_gateway: Gateway) -> N
         assert await by_header.call("rpc.ping") == "pong"
     async with GatewayWebSocket(secured_gateway.ws_url, token="writer", auth="message") as by_msg:
         assert await by_msg.call("pool.Tools.add", [1, 2]) == 3
-    with pytest.raises(Unauthorized):
-        async with GatewayWebSocket(secured_gateway.ws_url, token="nope", auth="message") as bad:
-            await bad.call("rpc.ping")
-    with pytest.raises((Unauthorized, JsonRpcError)):
-        async with GatewayWebSocket(secured_gateway.ws_url, token="nope") as bad_header:
-            await bad_header.call("rpc.ping")
+    with pytest.raises(Unauthorized) as by_message:
+        async with GatewayWebSocket(secured_gateway.ws_url, token="nope", auth="message"):
+            pass
+    assert by_message.value.code == -32003
+    with pytest.raises(Unauthorized):  # the upgrade is refused with a JSON-RPC error body
+        async with GatewayWebSocket(secured_gateway.ws_url, token="nope"):
+            pass
+    async with GatewayWebSocket(secured_gateway.ws_url) as anonymous:
+        with pytest.raises(Unauthorized):
+            await anonymous.call("rpc.ping")
+    async with GatewayWebSocket(secured_gateway.ws_url, token="reader") as reader:
+        with pytest.raises(Forbidden):
+            await reader.call("admin.stats")
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,9 +419,37 @@ async def test_lend_reports_mutation_failures(gateway: Gateway, local_db: Commit
     local_db.commit_mutations("seal it", ms)  # a sealed state refuses every mutation
     graph = new_graph()
     async with GatewayWebSocket(gateway.ws_url) as ws:
-        with pytest.raises(JsonRpcError):
+        with pytest.raises(EngineError) as refused:
             await ws.call("apool.ModelGraph.newVertex", [graph, 1, {"x": 0, "y": 0}], lend=ms)
+        assert refused.value.code == -32151
+        assert isinstance(refused.value.as_engine_error(), CommitError)
         assert await ws.call("rpc.ping") == "pong"
+
+
+async def test_lend_answers_reads_from_the_local_state(
+    gateway: Gateway, local_db: CommitDatabase
+) -> None:
+    graph = new_graph()
+    ms = CommitMutableState(local_db.initial_state())
+    rect = {"x": 0, "y": 0, "w": 100, "h": 100}
+    async with GatewayWebSocket(gateway.ws_url) as ws:
+        async with ws.lend(ms) as lender:
+            await ws.call(
+                "apool.ModelGraph.randomGraph", {"lend": True, "args": [graph, 5, 4, rect]}
+            )
+        assert lender.applied > 0
+        # selectAll reads the topology the previous call wrote (only in the local state)
+        async with ws.lend(ms) as reading:
+            await ws.call("apool.ModelSelection.selectAll", {"lend": True, "args": [graph]})
+        assert reading.answered > 0
+        selected = await ws.call("apool.ModelSelection.selectedVertices", [graph], lend=ms)
+    topo = ms.get(TOPOLOGY, graph)
+    selection = ms.get("Graph::Graph.selection", graph)
+    assert len(topo.vertexKeys) == 5 and len(topo.edgeKeys) == 4
+    assert selection.vertexKeys == topo.vertexKeys and selection.edgeKeys == topo.edgeKeys
+    assert sorted(k["id"] for k in selected) == sorted(str(v.id) for v in topo.vertexKeys)
+    commit = local_db.commit_mutations("random graph, all selected", ms)
+    assert local_db.state(commit).get(TOPOLOGY, graph) == topo
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,5 +526,9 @@ def test_methods_reference_is_up_to_date(gateway: Gateway, tmp_path: Path) -> No
 
 def test_raw_http_is_json_rpc_even_on_errors(gateway: Gateway) -> None:
     with httpx.Client() as raw:
-        reply = raw.post(gateway.url + "/", content=b"\xff\xfe").json()
-        assert reply["error"]["code"] == -32700 and reply["id"] is None
+        json_type = {"Content-Type": "application/json"}
+        for body in (b"\xff\xfe", b'{"a": \xc3\x28}', b"[1,"):
+            reply = raw.post(gateway.url + "/", content=body, headers=json_type).json()
+            assert reply["error"]["code"] == -32700 and reply["id"] is None
+            with pytest.raises(ParseError):
+                result_of(reply, None)
