@@ -93,6 +93,34 @@ class ServerProcess:
             self.proc.stdout.close()
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CPU:
+    """CPU per call of this process and of a server process over a measured block."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.client = 0.0
+        self.server = 0.0
+
+    def __enter__(self) -> CPU:
+        self._c0 = time.process_time()
+        self._s0 = process_cpu(self.server_pid)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client = time.process_time() - self._c0
+        self.server = process_cpu(self.server_pid) - self._s0
+
+    def per_call(self, calls: int) -> str:
+        """``client µs + server µs`` of CPU per call."""
+        return f"{self.client / calls * 1e6:.0f}+{self.server / calls * 1e6:.0f}"
+
+
 # --------------------------------------------------------------------------------------------
 # The floor: raw echo clients
 
@@ -251,58 +279,71 @@ def local_sets_latencies(defs: Any, n: int, sets: int) -> list[float]:
 
 
 @dataclass
+class Figure:
+    """One workload's figure: latencies (p50, p90) or a rate, and CPU per call."""
+
+    p50: float = 0.0
+    p90: float = 0.0
+    rate: float = 0.0
+    cpu: str = ""
+
+
+@dataclass
 class Results:
-    """Figures of one run (seconds, calls/s)."""
+    """Figures of one run, by workload."""
 
     loop: str
-    raw_p50: float = 0.0
-    raw_rate: float = 0.0
-    inline_p50: float = 0.0
-    threaded_p50: float = 0.0
-    rate: float = 0.0
-    bulk_p50: float = 0.0
-    local_sets_p50: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
 
 
-def p50(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10)[-1]
+def latency_figure(values: list[float], cpu: CPU) -> Figure:
+    return Figure(
+        p50=statistics.median(values),
+        p90=statistics.quantiles(values, n=10)[-1],
+        cpu=cpu.per_call(len(values)),
+    )
 
 
 async def run_client(
-    echo_url: str, service_url: str, calls: int, total: int, loop: str
+    echo: tuple[str, int], service: tuple[str, int], calls: int, total: int, loop: str
 ) -> Results:
     r = Results(loop)
+    f = r.figures
+    (echo_url, echo_pid), (service_url, service_pid) = echo, service
     warm = max(calls // 10, 200)
     await raw_sequential(echo_url, warm)
-    raw = await raw_sequential(echo_url, calls)
-    r.raw_p50, r.extra["raw_p90"] = p50(raw), p90(raw)
+    with CPU(echo_pid) as cpu:
+        raw = await raw_sequential(echo_url, calls)
+    f["raw"] = latency_figure(raw, cpu)
     await raw_inflight(echo_url, total // 4, INFLIGHT)
-    r.raw_rate = statistics.median([await raw_inflight(echo_url, total, INFLIGHT) for _ in range(3)])
+    with CPU(echo_pid) as cpu:
+        rates = [await raw_inflight(echo_url, total, INFLIGHT) for _ in range(3)]
+    f["raw_rate"] = Figure(rate=statistics.median(rates), cpu=cpu.per_call(3 * total))
 
     async with ServiceRemote.connect(service_url) as remote:
         add = remote.function_pool("Bench").check("add")
         add_threaded = remote.function_pool("Bench").check("add_threaded")
         await sequential(lambda: add(1, 2), warm)
-        inline = await sequential(lambda: add(1, 2), calls)
-        r.inline_p50, r.extra["inline_p90"] = p50(inline), p90(inline)
+        with CPU(service_pid) as cpu:
+            inline = await sequential(lambda: add(1, 2), calls)
+        f["inline"] = latency_figure(inline, cpu)
         await sequential(lambda: add_threaded(1, 2), warm)
-        threaded = await sequential(lambda: add_threaded(1, 2), calls)
-        r.threaded_p50, r.extra["threaded_p90"] = p50(threaded), p90(threaded)
+        with CPU(service_pid) as cpu:
+            threaded = await sequential(lambda: add_threaded(1, 2), calls)
+        f["threaded"] = latency_figure(threaded, cpu)
         await inflight_rate(lambda i: add(i, 1), total // 4, INFLIGHT)
-        r.rate = statistics.median(
-            [await inflight_rate(lambda i: add(i, 1), total, INFLIGHT) for _ in range(3)]
-        )
+        with CPU(service_pid) as cpu:
+            rates = [await inflight_rate(lambda i: add(i, 1), total, INFLIGHT) for _ in range(3)]
+        f["rate"] = Figure(rate=statistics.median(rates), cpu=cpu.per_call(3 * total))
+        rounds = max(calls // 10, 300)
         await bulk_latencies(remote, 50, 50)
-        bulk, applied = await bulk_latencies(remote, max(calls // 10, 300), 50)
+        with CPU(service_pid) as cpu:
+            bulk, applied = await bulk_latencies(remote, rounds, 50)
         assert applied == 50, applied
-        r.bulk_p50, r.extra["bulk_p90"] = p50(bulk), p90(bulk)
-        local = local_sets_latencies(remote.definitions(), max(calls // 10, 300), 50)
-        r.local_sets_p50 = p50(local)
+        f["bulk"] = latency_figure(bulk, cpu)
+        with CPU(service_pid) as cpu:
+            local = local_sets_latencies(remote.definitions(), rounds, 50)
+        f["local_sets"] = latency_figure(local, cpu)
     return r
 
 
@@ -315,8 +356,8 @@ def run(loop: str, calls: int, total: int) -> Results:
         try:
             return anyio.run(
                 run_client,
-                echo.url,
-                service.url,
+                (echo.url, echo.proc.pid),
+                (service.url, service.proc.pid),
                 calls,
                 total,
                 loop,
@@ -329,37 +370,44 @@ def run(loop: str, calls: int, total: int) -> Results:
 
 
 def verdict(ok: bool) -> str:
-    return "pass" if ok else "MISS"
+    return "pass" if ok else "**miss**"
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f} µs"
 
 
 def table(results: list[Results]) -> str:
-    """A markdown table of the figures with targets and verdicts."""
+    """A markdown table: figures, CPU per call (client+server µs), targets and verdicts."""
     rows = [
-        "| loop | workload | figure | target | result |",
-        "|---|---|---|---|---|",
+        "| loop | workload | figure | CPU µs/call (client+server) | target | result |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
-        ratio_inline = r.inline_p50 / r.raw_p50
-        ratio_threaded = r.threaded_p50 / r.raw_p50
+        f = r.figures
+        raw = f["raw"].p50
+        inline, threaded = f["inline"].p50 / raw, f["threaded"].p50 / raw
+        rate, bulk_ms = f["rate"].rate, f["bulk"].p50 * 1e3
         rows += [
-            f"| {r.loop} | (1) raw echo, sequential | p50 {r.raw_p50 * 1e6:.0f} µs "
-            f"(p90 {r.extra['raw_p90'] * 1e6:.0f} µs) | floor | — |",
-            f"| {r.loop} | (1) raw echo, {INFLIGHT} in flight | {r.raw_rate:,.0f} calls/s "
-            "| floor | — |",
-            f"| {r.loop} | (2) Bench.add inline, sequential | p50 {r.inline_p50 * 1e6:.0f} µs "
-            f"= {ratio_inline:.2f}x raw | ≤ {TARGET_RATIO:.0f}x raw | "
-            f"{verdict(ratio_inline <= TARGET_RATIO)} |",
-            f"| {r.loop} | (2) Bench.add_threaded (thread hop) | p50 "
-            f"{r.threaded_p50 * 1e6:.0f} µs = {ratio_threaded:.2f}x raw | ≤ "
-            f"{TARGET_RATIO:.0f}x raw | {verdict(ratio_threaded <= TARGET_RATIO)} |",
-            f"| {r.loop} | (3) Bench.add, {INFLIGHT} in flight, 1 connection | "
-            f"{r.rate:,.0f} calls/s ({r.rate / r.raw_rate:.0%} of raw) | ≥ "
-            f"{TARGET_CALLS_PER_S:,} calls/s | {verdict(r.rate >= TARGET_CALLS_PER_S)} |",
-            f"| {r.loop} | (4) attachment call, 1 get + 50 sets, applied | p50 "
-            f"{r.bulk_p50 * 1e3:.2f} ms (p90 {r.extra['bulk_p90'] * 1e3:.2f} ms) | ≤ "
-            f"{TARGET_BULK_MS:g} ms | {verdict(r.bulk_p50 * 1e3 <= TARGET_BULK_MS)} |",
-            f"| {r.loop} | (4') engine share: 50 local sets | p50 "
-            f"{r.local_sets_p50 * 1e3:.2f} ms | reference | — |",
+            f"| {r.loop} | (1) raw echo, sequential | p50 {us(raw)} (p90 {us(f['raw'].p90)}) "
+            f"| {f['raw'].cpu} | floor | |",
+            f"| {r.loop} | (1) raw echo, {INFLIGHT} in flight | "
+            f"{f['raw_rate'].rate:,.0f} calls/s | {f['raw_rate'].cpu} | floor | |",
+            f"| {r.loop} | (2) Bench.add inline, sequential | p50 {us(f['inline'].p50)} "
+            f"= {inline:.2f}x raw | {f['inline'].cpu} | ≤ {TARGET_RATIO:g}x raw "
+            f"| {verdict(inline <= TARGET_RATIO)} |",
+            f"| {r.loop} | (2) Bench.add_threaded (thread hop), sequential | p50 "
+            f"{us(f['threaded'].p50)} = {threaded:.2f}x raw | {f['threaded'].cpu} | ≤ "
+            f"{TARGET_RATIO:g}x raw | {verdict(threaded <= TARGET_RATIO)} |",
+            f"| {r.loop} | (3) Bench.add, {INFLIGHT} in flight on 1 connection | "
+            f"{rate:,.0f} calls/s | {f['rate'].cpu} | ≥ {TARGET_CALLS_PER_S:,} calls/s "
+            f"| {verdict(rate >= TARGET_CALLS_PER_S)} |",
+            f"| {r.loop} | (4) attachment call: 1 get + 50 sets, applied | p50 "
+            f"{bulk_ms:.2f} ms (p90 {f['bulk'].p90 * 1e3:.2f} ms) | {f['bulk'].cpu} | ≤ "
+            f"{TARGET_BULK_MS:g} ms | {verdict(bulk_ms <= TARGET_BULK_MS)} |",
+            f"| {r.loop} | (4') its engine share: 50 local `set` | p50 "
+            f"{f['local_sets'].p50 * 1e3:.2f} ms | {f['local_sets'].cpu.split('+')[0]}+0 "
+            "| reference | |",
         ]
     return "\n".join(rows)
 
@@ -375,9 +423,12 @@ def main(argv: list[str] | None = None) -> None:
     if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
         print("uvloop is not installed: skipping it (pip install uvloop)", file=sys.stderr)
         loops.remove("uvloop")
+    before = os.getloadavg()
     results = [run(loop, args.calls, args.total) for loop in loops]
-    load = os.getloadavg()
-    print(f"load average before/after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    after = os.getloadavg()
+    print(
+        f"load average (1 min) before {before[0]:.2f}, after {after[0]:.2f}; {os.cpu_count()} CPUs"
+    )
     print(table(results))
 
 

@@ -93,13 +93,8 @@ SNAP_IN_OPS = 1  # the ops are a single Document_Set: the snapshot is that value
 _NO_OPS = b"\x90"  # the (empty) opcode list of a derived entry
 
 
-_KINDS: tuple[CommitKind, ...] = tuple(CommitKind)
+_KINDS: tuple[CommitKind, ...] = tuple(CommitKind)  # indexed by code
 _ZERO_ID = bytes(32)
-
-
-def _commit_id(raw: bytes) -> CommitId:
-    """A CommitId from 32 bytes already checked (skips the constructor's length check)."""
-    return bytes.__new__(CommitId, raw)
 
 
 class CommitRecord:
@@ -129,7 +124,11 @@ class CommitRecord:
         self,
         header: CommitHeader | None,
         wire: list[Any] | None,
-        links: tuple[CommitId, CommitId, CommitId, CommitKind, float],
+        commit_id: CommitId,
+        parent_commit_id: CommitId,
+        target_commit_id: CommitId,
+        kind: CommitKind,
+        timestamp: float,
         seq: int,
         height: int,
         simple: bool,
@@ -137,9 +136,12 @@ class CommitRecord:
         snapshots: bool,
     ) -> None:
         self._header = header
-        self._wire = wire  # the header's wire form, checked, while the header is not built
-        self.commit_id, self.parent_commit_id, self.target_commit_id, self.kind = links[:4]
-        self.timestamp = links[4]
+        self._wire = wire  # the stored form, checked, while the header is not built
+        self.commit_id = commit_id
+        self.parent_commit_id = parent_commit_id
+        self.target_commit_id = target_commit_id
+        self.kind = kind
+        self.timestamp = timestamp
         self.seq = seq
         self.height = height
         self.simple = simple  # a chain of Mutations commits down to the root
@@ -151,7 +153,8 @@ class CommitRecord:
         """The commit's header."""
         h = self._header
         if h is None:
-            h = self._header = CommitHeader.from_wire(self._wire)
+            assert self._wire is not None
+            h = self._header = CommitHeader.from_wire(self._wire[:7])
             self._wire = None
         return h
 
@@ -171,14 +174,20 @@ class CommitRecord:
         snapshots: bool = False,
     ) -> CommitRecord:
         """A record of a header and its bookkeeping."""
-        links = (
+        return cls(
+            header,
+            None,
             header.commit_id,
             header.parent_commit_id,
             header.target_commit_id,
             header.kind,
             header.timestamp,
+            seq,
+            height,
+            simple,
+            clean,
+            snapshots,
         )
-        return cls(header, None, links, seq, height, simple, clean, snapshots)
 
     def to_wire(self) -> list[Any]:
         """The stored form: the header's wire form, seq, height, simple, clean, snapshots."""
@@ -191,7 +200,7 @@ def _parse_record(commit_id: CommitId, raw: bytes) -> CommitRecord:
     w = unpack(raw)
     try:
         if type(w) is list and len(w) >= 10:
-            cid, parent, target, kind, label, ts, author = w[:7]
+            cid, parent, target, kind, label, ts, author, seq, height, simple, *flags = w
             # The canonical form, checked field by field as CommitHeader.from_wire would;
             # the header itself is built only if asked for.
             if (
@@ -207,38 +216,39 @@ def _parse_record(commit_id: CommitId, raw: bytes) -> CommitRecord:
                 and type(author) is str
                 and type(ts) is float
             ):
-                links = (
-                    _commit_id(cid),
-                    INVALID if parent == _ZERO_ID else _commit_id(parent),
-                    INVALID if target == _ZERO_ID else _commit_id(target),
+                new_id = bytes.__new__
+                return CommitRecord(
+                    None,
+                    w,
+                    new_id(CommitId, cid),
+                    INVALID if parent == _ZERO_ID else new_id(CommitId, parent),
+                    INVALID if target == _ZERO_ID else new_id(CommitId, target),
                     _KINDS[kind],
                     ts,
+                    seq,
+                    height,
+                    simple,
+                    # written before the flags existed: clean only if simple, no snapshots
+                    flags[0] is True if flags else bool(simple),
+                    len(flags) > 1 and flags[1] is True,
                 )
-                return _finish_record(None, w[:7], links, w)
         header = CommitHeader.from_wire(w[:7])
-        links = (
+        return CommitRecord(
+            header,
+            None,
             header.commit_id,
             header.parent_commit_id,
             header.target_commit_id,
             header.kind,
             header.timestamp,
+            w[7],
+            w[8],
+            w[9],
+            w[10] is True if len(w) > 10 else bool(w[9]),
+            len(w) > 11 and w[11] is True,
         )
-        return _finish_record(header, None, links, w)
     except (IndexError, TypeError) as exc:
         raise DecodeError(f"corrupt commit record {commit_id.hex()}: {exc}") from None
-
-
-def _finish_record(
-    header: CommitHeader | None,
-    wire: list[Any] | None,
-    links: tuple[CommitId, CommitId, CommitId, CommitKind, float],
-    w: list[Any],
-) -> CommitRecord:
-    seq, height, simple = w[7], w[8], w[9]
-    # records written before the flags existed: clean only if simple, no snapshots
-    clean = w[10] is True if len(w) > 10 else bool(simple)
-    snapshots = len(w) > 11 and w[11] is True
-    return CommitRecord(header, wire, links, seq, height, simple, clean, snapshots)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from commitdb.codec import from_wire, pack, to_wire, unpack
 from commitdb.errors import DecodeError, PathError, UnknownAttachmentError
 from commitdb.ids import BlobId
-from commitdb.paths import Path
+from commitdb.paths import Field, Path
 from commitdb.types import Attachment, ConceptType, MapType, SetType, Type, XArrayType
 from commitdb.values import EnumCase, Key, StructValue, Typed, XArray
 
@@ -75,6 +75,10 @@ class OpKind(IntEnum):
     XARRAY_UPDATE = 8
     XARRAY_REMOVE = 9
     DOCUMENT_DELETE = 10
+
+
+_OPKINDS: tuple[OpKind, ...] = tuple(OpKind)  # indexed by code: the codes are 0, 1, 2...
+assert all(k == i for i, k in enumerate(_OPKINDS))
 
 
 class ReplayFailure(Exception):
@@ -225,10 +229,9 @@ def op_from_wire(w: Any, doc_type: Type, definitions: Definitions | None) -> Op:
     """Rebuild an opcode from its wire form."""
     if type(w) is not list or not w or type(w[0]) is not int:
         raise DecodeError("malformed opcode")
-    try:
-        k = OpKind(w[0])
-    except ValueError:
-        raise DecodeError(f"unknown opcode kind {w[0]}") from None
+    if not 0 <= w[0] < len(_OPKINDS):
+        raise DecodeError(f"unknown opcode kind {w[0]}")
+    k = _OPKINDS[w[0]]
     n = len(w)
     if k == OpKind.DOCUMENT_SET:
         if n != 2:
@@ -240,10 +243,7 @@ def op_from_wire(w: Any, doc_type: Type, definitions: Definitions | None) -> Op:
         return Op(k)
     if n < 3:
         raise DecodeError(f"malformed {k.name}")
-    try:
-        path = Path.from_wire(w[1], doc_type, definitions)
-    except PathError as exc:
-        raise DecodeError(f"bad path in {k.name}: {exc}") from None
+    path, vt = _path_and_value_type(k, w[1], doc_type, definitions)
     if k == OpKind.XARRAY_INSERT:
         if n != 4:
             raise DecodeError("malformed XArray_Insert")
@@ -253,10 +253,6 @@ def op_from_wire(w: Any, doc_type: Type, definitions: Definitions | None) -> Op:
             raise DecodeError("malformed XArray_Remove")
         return Op(k, path, position=_pos(w[2]))
     op = Op(k, path)
-    try:
-        vt = _value_type(op, doc_type)
-    except PathError as exc:
-        raise DecodeError(str(exc)) from None
     assert vt is not None
     if k == OpKind.XARRAY_UPDATE:
         if n != 4:
@@ -268,6 +264,48 @@ def op_from_wire(w: Any, doc_type: Type, definitions: Definitions | None) -> Op:
         raise DecodeError(f"malformed {k.name}")
     op.value = from_wire(w[2], vt, definitions)
     return op
+
+
+_SIMPLE_PATH_ITEMS = frozenset((str, bytes, int, type(None)))
+_PATHS: dict[tuple[int, int, tuple[Any, ...]], tuple[Type, Path, Type | None]] = {}
+_PATHS_LIMIT = 4096
+
+
+def _path_and_value_type(
+    kind: OpKind, wire: Any, doc_type: Type, definitions: Definitions | None
+) -> tuple[Path, Type | None]:
+    """The path of an opcode from its wire form, with the type of the opcode's value.
+
+    Replaying a document decodes the same few paths over and over: paths made only of
+    fields, indices, positions and unwraps (whose decoding needs no definitions) are
+    memoized per document type object. Their items are of types with no equality across
+    them (``True`` is not admitted), so equal keys mean equal wire forms.
+    """
+    key: tuple[int, int, tuple[Any, ...]] | None = None
+    if type(wire) is list:
+        for item in wire:
+            if type(item) not in _SIMPLE_PATH_ITEMS:
+                break
+        else:
+            key = (id(doc_type), int(kind), tuple(wire))
+            hit = _PATHS.get(key)
+            if hit is not None and hit[0] is doc_type:
+                return hit[1], hit[2]
+    try:
+        path = Path.from_wire(wire, doc_type, definitions)
+    except PathError as exc:
+        raise DecodeError(f"bad path in {kind.name}: {exc}") from None
+    vt: Type | None = None
+    if kind not in (OpKind.XARRAY_INSERT, OpKind.XARRAY_REMOVE):
+        try:
+            vt = _value_type(Op(kind, path), doc_type)
+        except PathError as exc:
+            raise DecodeError(str(exc)) from None
+    if key is not None:
+        if len(_PATHS) >= _PATHS_LIMIT:
+            _PATHS.clear()
+        _PATHS[key] = (doc_type, path, vt)  # the type is kept: its id stays unique
+    return path, vt
 
 
 def decode_ops(data: bytes, doc_type: Type, definitions: Definitions | None = None) -> list[Op]:
@@ -398,7 +436,22 @@ def split_program(data: bytes) -> list[tuple[DocAddress, bytes]]:
 def _container(doc: Any, path: Path) -> Any:
     if path.is_root:
         return doc
+    name = _struct_field(path, doc)
+    if name is not None:
+        return getattr(doc, name)
     return path.at(doc)
+
+
+def _struct_field(path: Path, doc: Any) -> str | None:
+    """The field name when `path` is a single field of the structure `doc`: the common
+    case, where reading or writing it is what :meth:`Path.at` / :meth:`Path.set_in` would do
+    after their walk (no Typed wrapper, the field exists)."""
+    comps = path.components
+    if len(comps) == 1:
+        c = comps[0]
+        if type(c) is Field and isinstance(doc, StructValue) and c.name in doc._fields:
+            return c.name
+    return None
 
 
 def apply_op(doc: Any, op: Op) -> Any:
@@ -421,6 +474,10 @@ def apply_op(doc: Any, op: Op) -> Any:
         if k == OpKind.DOCUMENT_UPDATE:
             if path.is_root:
                 raise ReplayFailure("unexpected root Path")
+            name = _struct_field(path, doc)
+            if name is not None:
+                object.__setattr__(doc, name, op.value)
+                return doc
             return path.set_in(doc, op.value)
         target = _container(doc, path)
         if k == OpKind.SET_UNION:

@@ -5,16 +5,25 @@ commits that touched it, and each entry keeps the document as it was after that 
 *snapshot*). The read takes the newest entry whose snapshot is valid for this state and
 replays only what follows it:
 
-* In a *simple* history (a chain of Mutations commits: no merge, no mask) the newest entry
-  on the ancestor chain is the answer — one index lookup and one decode.
+* At a *clean* commit (every commit of its parent chain down to the root is a Mutations
+  commit or a merge that stored snapshots — see :mod:`commitdb.commit_database`), and more
+  generally whenever the commits between the state and the entry are such commits, the
+  newest entry on the parent chain is the answer: one reverse seek in the index and one
+  decode. Every commit in between left the document as it was (a Mutations commit that
+  does not touch it, or a merge whose brought commits did not touch it).
 * Otherwise the state's linearization and enable flags are computed once (engine spec
   §5.2–§5.3); the document's entries are ordered by it, and replay starts from the newest
   snapshot whose history is exactly this state's prefix (the same touching commits in the
   same order — checked with the entry's chained history digest — all enabled), or from the
   last enabled Document_Set. Opcodes that fail are skipped and
-  recorded for :meth:`CommitState.trace`; replay never raises.
+  recorded for :meth:`CommitState.trace`; replay never raises. Entries are decoded only
+  as far back as the replay needs; merge snapshots (derived entries) are not commits
+  touching the document and are left out.
 
-Documents are cached once materialized; ``get`` returns a copy.
+Documents are cached once resolved. A document read from a snapshot is kept as its
+canonical bytes until it is read a second time: the first ``get`` hands out the freshly
+decoded value itself, later ones decode once more, keep that value and return copies.
+``get`` always returns a value the caller owns.
 """
 
 from __future__ import annotations
@@ -22,10 +31,11 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from commitdb.codec import decode
+from commitdb.codec import decode, encode
 from commitdb.commit_database import EMPTY_HISTORY as _EMPTY_HISTORY, history_step
 from commitdb.commits import CommitHeader, CommitKind
 from commitdb.copier import copier
@@ -34,11 +44,12 @@ from commitdb.definitions import Definitions
 from commitdb.errors import UnknownAttachmentError, ValidationError
 from commitdb.ids import CommitId
 from commitdb.opcodes import ABSENT, DocAddress, Op, OpKind, ReplayFailure, apply_op, decode_ops
-from commitdb.types import Attachment, ConceptType
+from commitdb.types import Attachment, ConceptType, Type
 from commitdb.values import Key
 
 if TYPE_CHECKING:
-    from commitdb.commit_database import CommitDatabase, DocEntry
+    from commitdb.commit_database import CommitDatabase, CommitRecord, DocEntry
+    from commitdb.storage import ReadTxn
 
 __all__ = ("CommitState", "DocumentTrace", "EvalAction", "TraceStep")
 
@@ -76,12 +87,35 @@ class EvalAction:
     enabled: bool
 
 
+class _Pending:
+    """The value of a document known only by its canonical bytes so far."""
+
+    __slots__ = ()
+
+
+_PENDING: Any = _Pending()
+
+
 class _Resolved:
     """A materialized document with what a commit on top of it records about its history:
     how many commits touched it, whether all were enabled, and the digest of their order
-    (computed on demand from `order` when the state replayed them)."""
+    (computed on demand from `order` when the state replayed them).
 
-    __slots__ = ("_history", "_order", "all_enabled", "touches", "value")
+    A document resolved from a snapshot keeps the snapshot's bytes and is decoded on first
+    use (see :meth:`fresh`).
+    """
+
+    __slots__ = (
+        "_defs",
+        "_given",
+        "_history",
+        "_order",
+        "_raw",
+        "_type",
+        "_value",
+        "all_enabled",
+        "touches",
+    )
 
     def __init__(
         self,
@@ -89,13 +123,77 @@ class _Resolved:
         touches: int,
         all_enabled: bool,
         history: int | None = _EMPTY_HISTORY,
-        order: list[CommitId] | None = None,
+        order: list[bytes] | None = None,
     ) -> None:
-        self.value = value
+        self._value = value
         self.touches = touches
         self.all_enabled = all_enabled
         self._history = history
         self._order = order
+        self._raw: bytes | None = None
+        self._type: Type | None = None
+        self._defs: Definitions | None = None
+        self._given = False
+
+    @classmethod
+    def encoded(
+        cls,
+        raw: bytes,
+        doc_type: Type,
+        definitions: Definitions,
+        touches: int,
+        all_enabled: bool,
+        history: int | None,
+    ) -> _Resolved:
+        """A document known by its canonical bytes (decoded when first needed)."""
+        r = cls(_PENDING, touches, all_enabled, history)
+        r._raw = raw
+        r._type = doc_type
+        r._defs = definitions
+        return r
+
+    def _decode(self) -> Any:
+        assert self._raw is not None and self._type is not None
+        return decode(self._raw, self._type, self._defs)
+
+    @property
+    def value(self) -> Any:
+        """The document (ABSENT if it does not exist); shared: do not mutate it."""
+        v = self._value
+        if v is _PENDING:
+            v = self._value = self._decode()
+        return v
+
+    @property
+    def exists(self) -> bool:
+        """Whether the document exists (never decodes)."""
+        return self._value is not ABSENT
+
+    def fresh(self, copy_value: Callable[[Any], Any]) -> Any:
+        """A value the caller owns (ABSENT if the document does not exist).
+
+        The first call on a document known by its bytes returns a fresh decode and keeps
+        nothing (a document read once is decoded once); later calls decode it for good and
+        copy it.
+        """
+        v = self._value
+        if v is _PENDING:
+            if not self._given:
+                self._given = True
+                return self._decode()
+            v = self._value = self._decode()
+        if v is ABSENT:
+            return ABSENT
+        return copy_value(v)
+
+    def encoding(self, doc_type: Type) -> bytes | bool:
+        """The document's canonical bytes, or False (SNAP_ABSENT) when it does not exist."""
+        v = self._value
+        if v is ABSENT:
+            return False
+        if self._raw is not None:
+            return self._raw
+        return encode(v, doc_type)
 
     def history(self) -> int | None:
         """Chained digest of the touching commits in this state's order (None: unknown)."""
@@ -106,6 +204,41 @@ class _Resolved:
             self._history = h
             self._order = None
         return self._history
+
+
+class _AttInfo:
+    """What reads need about one attachment, computed once per state."""
+
+    __slots__ = ("att", "concepts", "copy", "prefix")
+
+    def __init__(self, att: Attachment) -> None:
+        self.att = att
+        self.prefix = att.runtime_id.bytes
+        self.copy = copier(att.document_type)
+        # id(concept) -> (concept, attachment rid ‖ concept rid); the concept object is kept
+        # so that its id cannot be reused while the entry exists, and compared by identity.
+        self.concepts: dict[int, tuple[ConceptType, bytes]] = {}
+
+
+_INFO_LIMIT = 1024
+
+
+def _entry_head(raw: bytes) -> tuple[bytes, bool]:
+    """The commit id of a stored ``docs`` entry, and whether it is derived (a merge
+    snapshot), read without decoding the entry where its layout allows."""
+    # [cid (bin 32), ops, snapshot, touches, all_enabled, resets, history]: a fixarray of 7
+    if raw[:3] == b"\x97\xc4\x20":
+        return raw[3:35], False
+    from commitdb.codec import unpack
+
+    w = unpack(raw)
+    if type(w) is not list or not w or type(w[0]) is not bytes:
+        return b"", False
+    return w[0], len(w) > 7 and w[7] is True
+
+
+def _u64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
 
 
 class CommitState:
@@ -122,12 +255,20 @@ class CommitState:
         self._commit_id = commit_id
         self._virtual = virtual_merge
         self._defs = db.definitions()
-        self._rec = db._record(commit_id) if commit_id.is_valid else None
-        self._simple = self._rec is not None and self._rec.simple and virtual_merge is None
+        rec = db._record(commit_id) if commit_id.is_valid else None
+        self._rec = rec
+        self._empty = rec is None and virtual_merge is None
         self._cache: dict[DocAddress, _Resolved] = {}
         self._lin: Linearization | None = None
         self._flags: dict[CommitId, bool] | None = None
-        self._chain: list[CommitId] = [commit_id] if self._simple else []
+        # The parent chain walked so far (newest first) and the index of each seq in it.
+        self._chain: list[CommitRecord] = []
+        self._chain_index: dict[int, int] = {}
+        if rec is not None and virtual_merge is None:
+            self._chain.append(rec)
+            self._chain_index[rec.seq] = 0
+        self._infos: dict[int, tuple[object, _AttInfo]] = {}
+        self._att_infos: dict[uuid.UUID, _AttInfo] = {}
         self.cache_requests = 0
         self.cache_hits = 0
 
@@ -160,6 +301,20 @@ class CommitState:
             self._defs = self._db.definitions()
             return self._defs.check_attachment(attachment)
 
+    def _info(self, attachment: Attachment | str) -> _AttInfo:
+        """The checked attachment and its read helpers, cached by the caller's object."""
+        hit = self._infos.get(id(attachment))
+        if hit is not None and hit[0] is attachment:
+            return hit[1]
+        att = self._attachment(attachment)
+        info = self._att_infos.get(att.runtime_id)
+        if info is None:
+            info = self._att_infos[att.runtime_id] = _AttInfo(att)
+        if len(self._infos) >= _INFO_LIMIT:
+            self._infos.clear()
+        self._infos[id(attachment)] = (attachment, info)
+        return info
+
     @staticmethod
     def _key(att: Attachment, key: object) -> Key:
         if not isinstance(key, Key):
@@ -172,35 +327,59 @@ class CommitState:
             )
         return key
 
+    def _address(self, info: _AttInfo, key: object) -> DocAddress:
+        """The document address of a key (checked like :meth:`_key`)."""
+        if type(key) is Key:
+            concept = key.concept
+            hit = info.concepts.get(id(concept))
+            if hit is not None and hit[0] is concept:
+                return hit[1] + key.id.bytes
+        k = self._key(info.att, key)
+        prefix = info.prefix + k.concept.runtime_id.bytes
+        if len(info.concepts) >= _INFO_LIMIT:
+            info.concepts.clear()
+        info.concepts[id(k.concept)] = (k.concept, prefix)
+        return prefix + k.id.bytes
+
     # -- reads ----------------------------------------------------------------------------
     def get(self, attachment: Attachment | str, key: Key) -> Any:
         """A copy of the document, or None if it does not exist."""
-        att = self._attachment(attachment)
-        k = self._key(att, key)
-        address = att.runtime_id.bytes + k.concept.runtime_id.bytes + k.id.bytes
-        r = self._resolve(address, att)
-        if r.value is ABSENT:
-            return None
-        return copier(att.document_type)(r.value)
+        info = self._info(attachment)
+        address = self._address(info, key)
+        # _resolve(), inlined: this is the hot path
+        self.cache_requests += 1
+        r = self._cache.get(address)
+        if r is None:
+            r = self._cache[address] = self._resolve_uncached(address, info.att)
+        else:
+            self.cache_hits += 1
+        value = r.fresh(info.copy)
+        return None if value is ABSENT else value
 
     def has(self, attachment: Attachment | str, key: Key) -> bool:
         """True if the document exists."""
-        att = self._attachment(attachment)
-        k = self._key(att, key)
-        address = att.runtime_id.bytes + k.concept.runtime_id.bytes + k.id.bytes
-        return self._resolve(address, att).value is not ABSENT
+        info = self._info(attachment)
+        return self._resolve(self._address(info, key), info.att).exists
 
     def keys(self, attachment: Attachment | str) -> set[Key]:
         """Keys of the documents that exist under an attachment."""
         att = self._attachment(attachment)
         out: set[Key] = set()
-        if not self._commit_id.is_valid and self._virtual is None:
+        if self._empty:
             return out
+        cache = self._cache
         with self._db._read() as txn:
             addresses = self._db._addresses(att.runtime_id.bytes, txn)
-        for address in addresses:
-            if self._resolve(address, att).value is not ABSENT:
-                out.add(self._key_of(address))
+            for address in addresses:
+                self.cache_requests += 1
+                r = cache.get(address)
+                if r is None:
+                    r = self._resolve_uncached(address, att, txn)
+                    cache[address] = r
+                else:
+                    self.cache_hits += 1
+                if r.exists:
+                    out.add(self._key_of(address))
         return out
 
     def enumerate(self, attachment: Attachment | str) -> list[tuple[Key, Any]]:
@@ -223,55 +402,76 @@ class CommitState:
         if r is not None:
             self.cache_hits += 1
             return r
-        if not self._commit_id.is_valid and self._virtual is None:
-            r = _Resolved(ABSENT, 0, True)
-        elif self._simple:
-            r = self._resolve_simple(address, att)
-        else:
-            r = self._resolve_general(address, att, None)
-        self._cache[address] = r
+        r = self._cache[address] = self._resolve_uncached(address, att)
         return r
 
-    def _ancestor_on_chain(self, commit_id: CommitId, height: int) -> bool:
-        """In a simple history: is `commit_id` (at `height`) on this state's parent chain?"""
-        assert self._rec is not None
-        top = self._rec.height
-        if height > top:
-            return False
+    def _resolve_uncached(
+        self, address: DocAddress, att: Attachment, txn: ReadTxn | None = None
+    ) -> _Resolved:
+        if self._empty:
+            return _Resolved(ABSENT, 0, True)
+        if self._virtual is None:
+            if txn is None:
+                with self._db._read() as t:
+                    r = self._resolve_chain(address, att, t)
+            else:
+                r = self._resolve_chain(address, att, txn)
+            if r is not None:
+                return r
+        return self._resolve_general(address, att, None)
+
+    def _on_chain(self, commit_id: bytes, seq: int, txn: ReadTxn) -> bool | None:
+        """Whether the commit (`commit_id`, `seq`) is on this state's parent chain with only
+        transparent commits above it (True), is not on the chain (False), or cannot be told
+        apart that way because a commit above it is not transparent (None)."""
         chain = self._chain
-        while len(chain) <= top - height:
-            parent = self._db._record(chain[-1]).header.parent_commit_id
+        last = chain[-1]
+        while last.seq > seq:  # seqs decrease strictly down the chain
+            if not last.transparent:
+                return None
+            parent = last.parent_commit_id
             if not parent.is_valid:
                 return False
-            chain.append(parent)
-        return chain[top - height] == commit_id
+            last = self._db._record(parent, txn)
+            self._chain_index[last.seq] = len(chain)
+            chain.append(last)
+        i = self._chain_index.get(seq)
+        return i is not None and chain[i].commit_id == commit_id
 
-    def _resolve_simple(self, address: DocAddress, att: Attachment) -> _Resolved:
-        assert self._rec is not None
+    def _resolve_chain(self, address: DocAddress, att: Attachment, txn: ReadTxn) -> _Resolved | None:
+        """The document from the newest entry on the parent chain, or None when only the
+        general path can tell (a commit on the way is not transparent, or the entry's
+        snapshot was never computed)."""
+        rec = self._rec
+        assert rec is not None
         db = self._db
-        with db._read() as txn:
-            for e in db._doc_entries_before(address, self._rec.seq, txn):
-                rec = db._record(e.commit_id, txn)
-                if not self._ancestor_on_chain(e.commit_id, rec.height):
-                    continue
-                if not e.snapshot_known:
-                    break
-                raw = e.snapshot_bytes()
-                if raw is None:
-                    return _Resolved(ABSENT, e.touches, True, e.history)
-                value = decode(raw, att.document_type, self._defs)
-                return _Resolved(value, e.touches, True, e.history)
-            else:
-                return _Resolved(ABSENT, 0, True)
-        return self._resolve_general(address, att, None)
+        start = address + _u64(rec.seq)
+        for key, raw in txn.items("docs", address, start=start, reverse=True):
+            cid, _ = _entry_head(raw)
+            found = self._on_chain(cid, int.from_bytes(key[48:], "big"), txn)
+            if found is None:
+                return None
+            if not found:
+                continue
+            e = db._entry(key, raw)
+            if not e.snapshot_known:
+                return None
+            snap = e.snapshot_bytes()
+            if snap is None:
+                return _Resolved(ABSENT, e.touches, e.all_enabled, e.history)
+            return _Resolved.encoded(
+                snap, att.document_type, self._defs, e.touches, e.all_enabled, e.history
+            )
+        # No entry on the chain: the document never existed here if the whole chain is
+        # transparent down to the root.
+        return _Resolved(ABSENT, 0, True) if rec.clean else None
 
     def _linearization(self) -> Linearization:
         if self._lin is None:
             if self._virtual is not None:
                 ours, theirs = self._virtual
-                cache = self._db._lin_cache
-                p = linearize(ours, self._db._header, cache)
-                t = linearize(theirs, self._db._header, cache)
+                p = self._db._linearize(ours)
+                t = self._db._linearize(theirs)
                 seen = p.positions
                 brought = [x for x in t.order if x not in seen]
                 introduced = dict(p.introduced)
@@ -286,62 +486,86 @@ class CommitState:
 
     def _enabled(self) -> dict[CommitId, bool]:
         if self._flags is None:
-            self._flags = mask(self._linearization(), self._db._header)
+            self._flags = mask(self._linearization(), self._db._record)
         return self._flags
 
-    def _ordered_entries(self, address: DocAddress) -> list[DocEntry]:
-        lin = self._linearization()
-        pos = lin.positions
-        entries = [e for e in self._db._doc_entries(address) if e.commit_id in pos]
-        entries.sort(key=lambda e: pos[e.commit_id])
-        return entries
+    def _ordered_entries(self, address: DocAddress) -> list[tuple[int, bytes, bytes, bytes]]:
+        """(position, commit id, key, stored entry) of the document's entries in this
+        state's linearization, in its order (derived entries left out)."""
+        pos = self._linearization().positions
+        with self._db._read() as txn:
+            stored = list(txn.items("docs", address))
+        out = []
+        for key, raw in stored:
+            cid, derived = _entry_head(raw)
+            if derived:
+                continue
+            p = pos.get(cid)  # type: ignore[call-overload]
+            if p is not None:
+                out.append((p, cid, key, raw))
+        out.sort()
+        return out
 
     def _resolve_general(
         self, address: DocAddress, att: Attachment, trace: DocumentTrace | None
     ) -> _Resolved:
-        entries = self._ordered_entries(address)
-        n = len(entries)
+        items = self._ordered_entries(address)
+        n = len(items)
         if n == 0:
             return _Resolved(ABSENT, 0, True)
+        db = self._db
+        parsed: list[DocEntry | None] = [None] * n
+
+        def entry(i: int) -> DocEntry:
+            e = parsed[i]
+            if e is None:
+                _, _, key, raw = items[i]
+                e = parsed[i] = db._entry(key, raw)
+            return e
+
+        cids = [cid for _, cid, _, _ in items]
         flags = self._enabled()
-        enabled = [flags.get(e.commit_id, True) for e in entries]
+        enabled = [flags.get(c, True) for c in cids]  # type: ignore[call-overload]
         all_enabled = all(enabled)
         doc_type = att.document_type
+        # Walk down from the newest entry to the first that is either a snapshot valid for
+        # this state (replay starts after it) or the last enabled Document_Set/Delete
+        # (replay starts there): only the entries above it are decoded. A snapshot is
+        # valid when its history is exactly this state's prefix, all enabled: the same
+        # count is not enough, since a criss-cross merge can hold the same commits in
+        # another order, so the ordered history digests must match too. A trace replays
+        # from the last reset, never from a snapshot.
+        first_off = n if trace is not None else next((j for j in range(n) if not enabled[j]), n)
         last_reset = -1
-        for i in range(n - 1, -1, -1):
-            if enabled[i] and entries[i].resets:
-                last_reset = i
-                break
         start = -1
         doc: Any = ABSENT
+        raw_snapshot: bytes | None = None
         prefix: list[int] | None = None
-        if trace is None:
-            # The newest snapshot whose history is exactly this state's prefix, all enabled.
-            # Same count is not enough: a criss-cross merge can hold the same commits in
-            # another order, so the ordered history digests must match too.
-            first_off = next((j for j in range(n) if not enabled[j]), n)
-            for i in range(min(n, first_off) - 1, max(last_reset, 0) - 1, -1):
-                e = entries[i]
-                if (
-                    e.snapshot_known
-                    and e.touches == i + 1
-                    and e.all_enabled
-                    and e.history is not None
-                ):
-                    if prefix is None:  # digests of entries 0..i (smaller i reuse them)
-                        prefix = _prefix_histories(entries[: i + 1])
-                    if prefix[i] != e.history:
-                        continue
-                    raw = e.snapshot_bytes()
-                    doc = ABSENT if raw is None else decode(raw, doc_type, self._defs)
+        for i in range(n - 1, -1, -1):
+            e = entry(i)
+            if (
+                trace is None
+                and i < first_off
+                and e.snapshot_known
+                and e.touches == i + 1
+                and e.all_enabled
+                and e.history is not None
+            ):
+                if prefix is None:  # digests of entries 0..i (smaller i reuse them)
+                    prefix = _prefix_histories(cids[: i + 1])
+                if prefix[i] == e.history:
+                    raw_snapshot = e.snapshot_bytes()
                     start = i
                     break
+            if enabled[i] and e.resets:
+                last_reset = i
+                break
         if start < 0:
             if last_reset < 0:
                 if trace is not None:
-                    trace.skipped_commits.extend(e.commit_id for e in entries)
-                return _Resolved(ABSENT, n, all_enabled, None, [e.commit_id for e in entries])
-            e = entries[last_reset]
+                    trace.skipped_commits.extend(entry(i).commit_id for i in range(n))
+                return _Resolved(ABSENT, n, all_enabled, None, cids)
+            e = entry(last_reset)
             ops = decode_ops(e.ops, doc_type, self._defs)
             reset_at = max(
                 i
@@ -350,16 +574,57 @@ class CommitState:
             )
             doc = _replay(doc, ops[reset_at:], e.commit_id, trace)
             start = last_reset
+        elif start == n - 1:
+            # nothing to replay after the snapshot: keep it as bytes until it is read
+            history = prefix[-1] if prefix is not None and len(prefix) == n else None
+            order = None if history is not None else cids
+            if raw_snapshot is None:
+                return _Resolved(ABSENT, n, all_enabled, history, order)
+            r = _Resolved.encoded(raw_snapshot, doc_type, self._defs, n, all_enabled, history)
+            r._order = order
+            return r
+        elif raw_snapshot is not None:
+            doc = decode(raw_snapshot, doc_type, self._defs)
         for i in range(start + 1, n):
-            e = entries[i]
             if not enabled[i]:
                 if trace is not None:
-                    trace.skipped_commits.append(e.commit_id)
+                    trace.skipped_commits.append(entry(i).commit_id)
                 continue
+            e = entry(i)
             doc = _replay(doc, decode_ops(e.ops, doc_type, self._defs), e.commit_id, trace)
         if prefix is not None and len(prefix) == n:
             return _Resolved(doc, n, all_enabled, prefix[-1])
-        return _Resolved(doc, n, all_enabled, None, [e.commit_id for e in entries])
+        return _Resolved(doc, n, all_enabled, None, cids)
+
+    def _merge_snapshots(self) -> list[tuple[DocAddress, Any, int, bool, int | None]] | None:
+        """For a virtual merge state: the derived entries its merge commit stores, as
+        (address, snapshot, touches, all_enabled, history), one per document that a
+        commit brought by the merge touched. None when the brought commits hold a Disable
+        or Enable commit: those may change the flags of the parent's commits, so documents
+        the merge does not store would not be as after the parent."""
+        assert self._virtual is not None
+        db = self._db
+        lin = self._linearization()
+        brought = lin.order[len(db._linearize(self._virtual[0]).order) :]
+        addresses: dict[bytes, None] = {}
+        with db._read() as txn:
+            for c in brought:
+                kind = db._record(c, txn).kind
+                if kind == CommitKind.DISABLE or kind == CommitKind.ENABLE:
+                    return None
+                if kind == CommitKind.MUTATIONS:
+                    for _, address in txn.items("cdocs", bytes(c)):
+                        addresses[address] = None
+        out = []
+        for address in addresses:
+            att = self._defs.query_attachment(uuid.UUID(bytes=address[:16]))
+            if att is None:
+                return None
+            r = self._resolve_general(address, att, None)
+            out.append(
+                (address, r.encoding(att.document_type), r.touches, r.all_enabled, r.history())
+            )
+        return out
 
     # -- history and tracing --------------------------------------------------------------
     def eval_actions(self) -> list[EvalAction]:
@@ -398,6 +663,8 @@ class CommitState:
         t0 = time.perf_counter()
         for att in self._defs.attachments():
             self.keys(att)
+        for r in self._cache.values():
+            r.value  # noqa: B018 - decodes what is still held as bytes
         return time.perf_counter() - t0
 
     def cache_hit_rate(self) -> float:
@@ -405,13 +672,13 @@ class CommitState:
         return self.cache_hits / self.cache_requests if self.cache_requests else 0.0
 
 
-def _prefix_histories(entries: list[DocEntry]) -> list[int]:
-    """History digests of every prefix of the entries (index i: entries 0..i)."""
+def _prefix_histories(commit_ids: list[bytes]) -> list[int]:
+    """History digests of every prefix of the commits (index i: commits 0..i)."""
     out = []
     h = _EMPTY_HISTORY
     step = history_step
-    for e in entries:
-        h = step(h, e.commit_id)
+    for c in commit_ids:
+        h = step(h, c)
         out.append(h)
     return out
 

@@ -18,6 +18,8 @@ with :class:`~rpc.errors.ConnectionClosedError` and goes on).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import inspect
 import itertools
 import logging
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 
 from rpc.errors import (
     CallCancelledError,
@@ -112,6 +115,28 @@ class _Pending:
     def set_result(self, value: Any) -> None:
         self.value = value
         self.event.set()
+
+
+def _settle(cf: concurrent.futures.Future[Any], value: Any = None, error: Any = None) -> None:
+    """Complete a concurrent future unless it is already done (its owner may fail it)."""
+    try:
+        if error is not None:
+            cf.set_exception(error)
+        else:
+            cf.set_result(value)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
+def _deliver_to_thread(cf: concurrent.futures.Future[Any], fut: asyncio.Future[Any]) -> None:
+    if fut.cancelled():
+        _settle(cf, error=CallCancelledError("the call was cancelled"))
+        return
+    value = fut.result()
+    if type(value) is _Failure:
+        _settle(cf, error=value.error)
+    else:
+        _settle(cf, value)
 
 
 async def read_frame(stream: anyio.abc.ByteReceiveStream, parser: FrameParser) -> bytes:
@@ -419,6 +444,81 @@ class Connection:
             raise value.error
         return value
 
+    @property
+    def asyncio_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The asyncio event loop the connection runs on (None on other backends)."""
+        return self._loop
+
+    def call_from_thread(
+        self,
+        target: str,
+        method: str,
+        args: list[Any],
+        *,
+        frames: bytes = b"",
+        waiter: concurrent.futures.Future[Any] | None = None,
+    ) -> Any:
+        """Make a call from a worker thread and block until it is answered.
+
+        On asyncio the request is handed to the event loop with ``call_soon_threadsafe`` and
+        the thread waits on a concurrent future (no task is created); elsewhere it goes
+        through ``anyio.from_thread.run`` (the thread must then be an anyio worker thread).
+
+        Args:
+            target: What the request addresses.
+            method: The method name.
+            args: Wire values.
+            frames: Already framed packets to send first, in order (e.g. notifications).
+            waiter: The future the thread waits on; whoever holds it may fail it (with
+                ``set_exception``) to release the thread early.
+
+        Returns:
+            The wire result.
+
+        Raises:
+            ConnectionClosedError: The connection closed first.
+            Exception: The peer's error, or the error set on `waiter`.
+        """
+        loop = self._loop
+        if loop is None:
+            return anyio.from_thread.run(self._send_and_call, frames, target, method, args)
+        cf: concurrent.futures.Future[Any] = waiter or concurrent.futures.Future()
+        try:
+            loop.call_soon_threadsafe(self._start_threaded_call, cf, target, method, args, frames)
+        except RuntimeError:  # the event loop is closed
+            raise ConnectionClosedError("the event loop is closed") from None
+        return cf.result()
+
+    async def _send_and_call(self, frames: bytes, target: str, method: str, args: list[Any]) -> Any:
+        if frames:
+            self.send_frames_nowait(frames)
+        return await self.call(target, method, args)
+
+    def _start_threaded_call(
+        self,
+        cf: concurrent.futures.Future[Any],
+        target: str,
+        method: str,
+        args: list[Any],
+        frames: bytes,
+    ) -> None:
+        if cf.done():  # failed by its owner meanwhile
+            return
+        assert self._loop is not None
+        call_id = next(self._ids)
+        fut = self._loop.create_future()
+        try:
+            payload = encode_request(call_id, target, method, args)
+            if frames:
+                self.send_frames_nowait(frames)
+            self._pending[call_id] = fut
+            self.send_nowait(payload)
+        except BaseException as exc:
+            self._pending.pop(call_id, None)
+            _settle(cf, error=exc)
+            return
+        fut.add_done_callback(functools.partial(_deliver_to_thread, cf))
+
     @staticmethod
     async def _wait(p: _Pending) -> Any:
         await p.event.wait()
@@ -533,7 +633,7 @@ class Connection:
             pass
 
     def _resolve(self, call_id: int, value: Any) -> None:
-        waiter = self._pending.get(call_id)
+        waiter = self._pending.pop(call_id, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(value)
 

@@ -42,7 +42,7 @@ from commitdb.types import (
     XArrayType,
 )
 from commitdb.values import END, Key
-from rpc.errors import CallCancelledError, MethodNotFoundError
+from rpc.errors import CallCancelledError, ConnectionClosedError, MethodNotFoundError
 from rpc.framing import encode_frame
 from rpc.packets import encode_notify
 
@@ -122,6 +122,7 @@ class AttachmentMutatingRemote:
         self._defs = definitions
         self._queue: list[bytes] = []  # framed mutation notifications not sent yet
         self._cancelled = threading.Event()
+        self._waiter: concurrent.futures.Future[Any] | None = None  # a read in progress
         self.callbacks = 0  # round trips made (reads + flushes)
         self.mutations_sent = 0
 
@@ -130,8 +131,15 @@ class AttachmentMutatingRemote:
         return self._defs
 
     def cancel(self) -> None:
-        """Called when the client gave up: further calls raise CallCancelledError."""
+        """Called when the client gave up: a read in progress and further calls raise
+        CallCancelledError (the worker thread is released at once)."""
         self._cancelled.set()
+        waiter = self._waiter
+        if waiter is not None:
+            try:
+                waiter.set_exception(CallCancelledError("the client cancelled the call"))
+            except concurrent.futures.InvalidStateError:
+                pass
 
     def _check(self) -> None:
         if self._cancelled.is_set():
@@ -154,20 +162,21 @@ class AttachmentMutatingRemote:
         self._check()
         queued = self._take()
         self.callbacks += 1
+        waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._waiter = waiter
         try:
-            return anyio.from_thread.run(self._send_and_call, queued, method, args)
-        except concurrent.futures.CancelledError:  # the call's task was cancelled
+            self._check()  # cancelled between the first check and publishing the waiter
+            return self._conn.call_from_thread(
+                self._target, method, args, frames=queued, waiter=waiter
+            )
+        except concurrent.futures.CancelledError:  # the call's task was cancelled (anyio)
             self._cancelled.set()
             raise CallCancelledError("the call was cancelled") from None
         except anyio.RunFinishedError:
             self._cancelled.set()
             raise CallCancelledError("the server stopped during the call") from None
-
-    async def _send_and_call(self, queued: bytes, method: str, args: list[Any]) -> Any:
-        conn = self._conn
-        if queued:
-            conn.send_frames_nowait(queued)
-        return await conn.call(self._target, method, args)
+        finally:
+            self._waiter = None
 
     def finish(self) -> None:
         """Flush buffered mutations and confirm they all applied (raises the first failure).
@@ -186,10 +195,20 @@ class AttachmentMutatingRemote:
         """
         queued = self._take()
         if queued and not self._cancelled.is_set():
+            loop = self._conn.asyncio_loop
             try:
-                anyio.from_thread.run_sync(self._conn.send_frames_nowait, queued)
-            except Exception:  # the connection is gone: nobody to send them to
+                if loop is not None:  # queued before the call's answer, so applied first
+                    loop.call_soon_threadsafe(self._send_quietly, queued)
+                else:
+                    anyio.from_thread.run_sync(self._send_quietly, queued)
+            except Exception:  # the event loop is gone: nobody to send them to
                 self._cancelled.set()
+
+    def _send_quietly(self, frames: bytes) -> None:
+        try:
+            self._conn.send_frames_nowait(frames)
+        except ConnectionClosedError:
+            pass
 
     def discard(self) -> None:
         """Drop anything buffered (the client gave up on the call)."""

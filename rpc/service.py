@@ -16,6 +16,8 @@ everything at connect time without generated code.
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -66,7 +68,9 @@ class Service:
         for p in [*self.function_pools.values(), *self.attachment_function_pools.values()]:
             self.definitions.create_pool(p.declaration())
         self.authenticator = authenticator
+        self.worker_threads = worker_threads
         self._limiter = anyio.CapacityLimiter(worker_threads)
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._defs_bytes = encode_definitions(self.definitions)
         self.calls = 0
 
@@ -84,6 +88,32 @@ class Service:
             return self.attachment_function_pools[name]
         except KeyError:
             raise MethodNotFoundError(f"unknown attachment function pool {name!r}") from None
+
+    async def run_in_thread(self, conn: Connection, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a function in a worker thread (at most ``worker_threads`` at once).
+
+        On asyncio a thread pool executor is used (cheaper than anyio's worker threads);
+        elsewhere ``anyio.to_thread``. A cancelled call does not wait for the function: it
+        finishes in the background and its result is discarded.
+
+        Args:
+            conn: The connection the call came on (tells the event loop).
+            fn: A plain (blocking) function.
+            *args: Its arguments.
+
+        Returns:
+            What the function returned.
+        """
+        loop = conn.asyncio_loop
+        if loop is None:
+            return await anyio.to_thread.run_sync(
+                fn, *args, limiter=self._limiter, abandon_on_cancel=True
+            )
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                self.worker_threads, thread_name_prefix=f"{self.name}-worker"
+            )
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
     # -- ServerApp ------------------------------------------------------------------------
     async def accept(self, hello: Hello, conn: Connection) -> dict[str, Any]:
@@ -139,7 +169,7 @@ class _ServiceHandler:
             args = self._args(fn, req.args)
             if fn.inline:
                 return to_wire(fn(*args), fn.prototype.return_type)
-            return self._threaded(fn, args)
+            return self._threaded(conn, fn, args)
         if target.startswith("apool:"):
             apool = self.service.attachment_function_pools.get(target[6:])
             if apool is None:
@@ -173,13 +203,10 @@ class _ServiceHandler:
                 {"expected": [f"{p.type} {p.name}" for p in params]},
             ) from None
 
-    async def _threaded(self, fn: Function, args: list[Any]) -> Any:
-        # abandon_on_cancel: a cancelled call (or a lost client) does not hold its connection
-        # until the function returns; the function finishes in the background and its
-        # result is discarded.
-        result = await anyio.to_thread.run_sync(
-            fn, *args, limiter=self.service._limiter, abandon_on_cancel=True
-        )
+    async def _threaded(self, conn: Connection, fn: Function, args: list[Any]) -> Any:
+        # a cancelled call (or a lost client) does not hold its connection until the
+        # function returns: the function finishes in the background, its result discarded
+        result = await self.service.run_in_thread(conn, fn, *args)
         return to_wire(result, fn.prototype.return_type)
 
     async def _attachment_call(
@@ -197,9 +224,7 @@ class _ServiceHandler:
             return result
 
         try:
-            result = await anyio.to_thread.run_sync(
-                run, limiter=self.service._limiter, abandon_on_cancel=True
-            )
+            result = await self.service.run_in_thread(conn, run)
         except anyio.get_cancelled_exc_class():
             proxy.cancel()  # the abandoned thread stops at its next callback
             raise

@@ -153,7 +153,7 @@ def function_error(exc: Exception, debug: bool) -> Exception:
         )
     if isinstance(exc, CommitDBError | JsonRpcError | RPCError):
         return exc
-    log.warning("a pool function raised %s: %s", type(exc).__name__, exc, exc_info=exc)
+    log.info("a pool function raised %s: %s", type(exc).__name__, exc, exc_info=exc)
     if debug:
         return JsonRpcError(
             SERVER_ERROR, f"server error: {type(exc).__name__}: {exc}", {"type": type(exc).__name__}

@@ -417,31 +417,37 @@ async def watch_database(served: ServedDatabase, hub: Hub, poll_interval: float)
     """Announce the new commits of a database from any writer (run as a task).
 
     Polls the database's change counter (cheap), woken at once by the gateway's own writes.
+    A failing turn (a storage hiccup) is logged and retried at the next one.
     """
     db = served.db
-    next_seq = await anyio.to_thread.run_sync(db.commit_count)  # sequences are 0..count-1
-    version = await anyio.to_thread.run_sync(db.data_version)
+    cursor = [await anyio.to_thread.run_sync(db.commit_count), -1]  # next sequence, version
     while True:
         with anyio.move_on_after(poll_interval):
             await served.wake.wait()
         if served.wake.is_set():
             served.wake = anyio.Event()
-        if not hub.has("db", served.name):
-            next_seq = await anyio.to_thread.run_sync(db.commit_count)
-            continue
-        current = await anyio.to_thread.run_sync(db.data_version)
-        if current == version:
-            continue
-        version = current
-        new = await anyio.to_thread.run_sync(db.commits_since, next_seq, 1000)
-        if not new:
-            continue
-        if len(new) == 1000:
-            version = -1  # more to read at the next turn
-        next_seq = new[-1][0] + 1
-        headers = await anyio.to_thread.run_sync(_headers, db, [c for _, c in new])
-        for h in headers:
-            hub.publish("db", served.name, {"database": served.name, "header": h})
+        try:
+            await _watch_turn(served, hub, cursor)
+        except Exception:
+            log.warning("watching %s failed; retrying", served.name, exc_info=True)
+
+
+async def _watch_turn(served: ServedDatabase, hub: Hub, cursor: list[int]) -> None:
+    db = served.db
+    if not hub.has("db", served.name):
+        cursor[0] = await anyio.to_thread.run_sync(db.commit_count)  # sequences: 0..count-1
+        return
+    version = await anyio.to_thread.run_sync(db.data_version)
+    if version == cursor[1]:
+        return
+    new = await anyio.to_thread.run_sync(db.commits_since, cursor[0], 1000)
+    cursor[1] = version if len(new) < 1000 else -1  # -1: more to read at the next turn
+    if not new:
+        return
+    cursor[0] = new[-1][0] + 1
+    headers = await anyio.to_thread.run_sync(_headers, db, [c for _, c in new])
+    for h in headers:
+        hub.publish("db", served.name, {"database": served.name, "header": h})
 
 
 # --------------------------------------------------------------------------------------------

@@ -277,7 +277,7 @@ def test_commits_are_sent_parents_first_and_blobs_before_their_commits(
     d = Diverged(a, b, s)
     stored, blobs = b.commit_ids(), b.blob_ids()
     receiver = Recorder(b)
-    CommitSynchronizer(a, receiver, MODE_FETCH).sync()  # type: ignore[arg-type]
+    CommitSynchronizer(a, receiver, MODE_FETCH).sync()
     assert [kind for kind, _ in receiver.events] == ["blobs"] + ["commit"] * 5
     referencing = 0
     for kind, item in receiver.events:
@@ -304,7 +304,7 @@ def test_blobs_travel_in_packs_of_about_pack_size(
         ms.set(s.rec, s.rec.create_key(), s.rec_value(picture=blob_id))
     a.commit_mutations("blobs", ms)
     receiver = Recorder(b)
-    info = CommitSynchronizer(a, receiver, MODE_FETCH, pack_size=2500).sync()  # type: ignore[arg-type]
+    info = CommitSynchronizer(a, receiver, MODE_FETCH, pack_size=2500).sync()
     packs = [item[1] for kind, item in receiver.events if kind == "blobs"]
     assert sum(packs) == sum(sizes) == info.fetch.blob_bytes
     assert info.fetch.blobs == len(sizes)
@@ -455,7 +455,7 @@ def test_an_interrupted_pass_leaves_both_sides_consistent_and_the_next_completes
     before_b = b.commit_ids()
     failing = Failing(b, limit, where)
     with pytest.raises(Injected):
-        CommitSynchronizer(a, failing, MODE_SYNC, batch_size=2).sync()  # type: ignore[arg-type]
+        CommitSynchronizer(a, failing, MODE_SYNC, batch_size=2).sync()
     stored = b.commit_ids() - before_b
     assert len(stored) == (0 if where == "blobs" else limit)
     assert stored <= d.a_only

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,3 +152,78 @@ def test_a_busy_port_is_an_error(
     first = db_server([f"main={main_path}"])
     code, out = invoke(f"other={main_path}", "--listen", first.url)
     assert code == 1 and "Error:" in out and "address" in out.lower()
+
+
+# --------------------------------------------------------------------------------------------
+# docs/remote-and-replication.md: the walkthrough runs as written
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "remote-and-replication.md"
+
+
+def doc_blocks() -> dict[str, str]:
+    """The Python blocks of the guide, by the file name on their first line."""
+    text = DOC.read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    return {b.splitlines()[0].removeprefix("# ").split()[0]: b for b in blocks}
+
+
+def run_block(code: str, url: str) -> list[str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code.replace("tcp://127.0.0.1:54321", url), "doc", "exec"), {})
+    return out.getvalue().splitlines()
+
+
+def test_the_walkthrough_runs(
+    db_server: Callable[..., DbServerProcess],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = DOC.read_text(encoding="utf-8")
+    (schema_text,) = re.findall(r"```\n(namespace Shop .*?)```", text, flags=re.S)
+    Path("inventory.dsm").write_text(schema_text)
+    runner = CliRunner()
+    created = runner.invoke(
+        main,
+        ["init", "server/inventory.cdb", "inventory.dsm", "--documentation", "warehouse stock"],
+    )
+    assert created.exit_code == 0, created.output
+    assert "created commit database server/inventory.cdb (1 attachments" in created.output
+    assert runner.invoke(main, ["init", "replica/inventory.cdb"]).exit_code == 0
+    server = db_server([f"inventory={tmp_path / 'server' / 'inventory.cdb'}"])
+    blocks = doc_blocks()
+
+    assert run_block(blocks["client.py"], server.url) == [
+        "inventory commit warehouse stock",
+        "Stock(name='bolt', count=70, tags={'metal'})",
+        "['receive bolts', 'ship 30 bolts']",
+    ]
+    synced = runner.invoke(
+        main, ["sync", "replica/inventory.cdb", f"{server.url}#inventory", "--max-rounds", "2"]
+    )
+    assert synced.exit_code == 0, synced.output
+    assert "round 1: fetch: 2 commits" in synced.output
+    assert "round 2: up to date" in synced.output
+    assert run_block(blocks["read_replica.py"], server.url) == ["bolt 70"]
+
+    watched: list[str] = []
+    errors: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            watched.extend(run_block(blocks["watch.py"], server.url))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    mark = len(server.lines)
+    with contextlib.redirect_stdout(io.StringIO()):  # redirect_stdout is process-wide
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        server.wait_for_line(r"subscribed to inventory", mark)
+    run_block(blocks["more_commits.py"], server.url)
+    watcher.join(60)
+    assert errors == [] and not watcher.is_alive()
+    assert watched[0] == "watching from commit number 2"
+    assert [line.split()[::2] for line in watched[1:]] == [["2", "restock"], ["3", "watching"]]
+    run_block(blocks["callback.py"], server.url)

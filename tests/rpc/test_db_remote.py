@@ -86,9 +86,7 @@ class DbServerProcess:
         regex = re.compile(pattern)
         with self.cond:
             found = self.cond.wait_for(
-                lambda: (
-                    any(regex.search(x) for x in self.lines[start:]) or self.proc.poll() is not None
-                ),
+                lambda: any(regex.search(x) for x in self.lines[start:]) or self._drained.is_set(),
                 WAIT,
             )
             for line in self.lines[start:]:
@@ -162,7 +160,7 @@ def start_db_server(
     threading.Thread(target=pump, daemon=True).start()
     with server.cond:
         server.cond.wait_for(
-            lambda: len(server.urls) == len(listen) or proc.poll() is not None, WAIT
+            lambda: len(server.urls) == len(listen) or server._drained.is_set(), WAIT
         )
         ready = len(server.urls) == len(listen)
     if not ready:

@@ -40,6 +40,13 @@ from commitdb.types import (
     VectorType,
 )
 from commitdb.values import END, EnumCase, Key, StructValue, XArray
+from rpc.examples.graph import (
+    INLINE_TOOLS,
+    ModelGraph,
+    Tools,
+    ge_definitions,
+    make_ge_pools,
+)
 from rpc.pools import (
     GETTING_METHODS,
     MUTATING_METHODS,
@@ -49,13 +56,6 @@ from rpc.pools import (
     FunctionPool,
     default_pool_uuid,
     type_from_annotation,
-)
-from rpc.examples.graph import (
-    INLINE_TOOLS,
-    ModelGraph,
-    Tools,
-    ge_definitions,
-    make_ge_pools,
 )
 
 if TYPE_CHECKING:  # never importable at run time: the state annotation must be ignored

@@ -68,6 +68,12 @@ def test_calls_batches_and_errors_over_websocket(gw: GatewayProcess) -> None:
         assert recv(ws)["error"]["code"] == -32600
         ws.send(json.dumps({"jsonrpc": "2.0", "method": "nope"}))  # a notification: no reply
         assert ws_call(ws, "rpc.ping", id=3)["result"] == "pong"
+        held = {"database": "default", "label": "over ws", "args": [new_graph(), "k", "v"]}
+        out = ws_call(ws, "apool.ModelGraph.setGraphTag", held, id=4)["result"]
+        assert (
+            ws_call(ws, "db.header", ["default", out["commit"]], id=5)["result"]["label"]
+            == "over ws"
+        )
 
 
 def test_a_slow_call_does_not_block_a_fast_one(gw: GatewayProcess) -> None:
