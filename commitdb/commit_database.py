@@ -98,70 +98,98 @@ _ZERO_ID = bytes(32)
 
 
 class CommitRecord:
-    """A commit's links with the engine's bookkeeping; the full header is built on demand.
+    """A commit's links with the engine's bookkeeping, decoded as far as it is used.
 
-    The links (``commit_id``, ``parent_commit_id``, ``target_commit_id``, ``kind``) are
-    attributes, so a record serves as the header lookup of :mod:`commitdb.dag`; the label and
-    author are only decoded when :attr:`header` is asked for.
+    The links (``commit_id``, ``parent_commit_id``, ``target_commit_id``, ``kind``) are read
+    from fixed offsets of the stored form when it has the canonical layout, which is all a
+    linearization needs; the rest (sequence, height, flags, timestamp) is decoded on first
+    use, and the full :attr:`header` only when asked for. A record serves as the header
+    lookup of :mod:`commitdb.dag`.
     """
 
     __slots__ = (
         "_header",
-        "_wire",
-        "clean",
+        "_raw",
+        "_rest",
         "commit_id",
-        "height",
         "kind",
         "parent_commit_id",
-        "seq",
-        "simple",
-        "snapshots",
         "target_commit_id",
-        "timestamp",
     )
 
     def __init__(
         self,
-        header: CommitHeader | None,
-        wire: list[Any] | None,
         commit_id: CommitId,
         parent_commit_id: CommitId,
         target_commit_id: CommitId,
         kind: CommitKind,
-        timestamp: float,
-        seq: int,
-        height: int,
-        simple: bool,
-        clean: bool,
-        snapshots: bool,
+        raw: bytes | None,
+        rest: tuple[float, int, int, bool, bool, bool] | None,
+        header: CommitHeader | None = None,
     ) -> None:
-        self._header = header
-        self._wire = wire  # the stored form, checked, while the header is not built
         self.commit_id = commit_id
         self.parent_commit_id = parent_commit_id
         self.target_commit_id = target_commit_id
         self.kind = kind
-        self.timestamp = timestamp
-        self.seq = seq
-        self.height = height
-        self.simple = simple  # a chain of Mutations commits down to the root
-        self.clean = clean  # see the module documentation
-        self.snapshots = snapshots  # a merge that stored its derived entries
+        self._raw = raw  # the stored form, while `_rest` or `_header` is not decoded
+        # (timestamp, seq, height, simple, clean, snapshots)
+        self._rest = rest
+        self._header = header
+
+    def _fields(self) -> tuple[float, int, int, bool, bool, bool]:
+        rest = self._rest
+        if rest is None:
+            assert self._raw is not None
+            full = _parse_record(self.commit_id, self._raw)
+            rest = self._rest = full._rest
+            assert rest is not None
+            self._header = full._header
+        return rest
+
+    @property
+    def timestamp(self) -> float:
+        """The header's timestamp."""
+        return self._fields()[0]
+
+    @property
+    def seq(self) -> int:
+        """Creation sequence (parents come first)."""
+        return self._fields()[1]
+
+    @property
+    def height(self) -> int:
+        """Longest path to a root through parent and target links."""
+        return self._fields()[2]
+
+    @property
+    def simple(self) -> bool:
+        """A chain of Mutations commits down to the root: no merge, no mask."""
+        return self._fields()[3]
+
+    @property
+    def clean(self) -> bool:
+        """Every commit of the parent chain down to the root, this one included, is a
+        Mutations commit or a merge with snapshots (see the module documentation)."""
+        return self._fields()[4]
+
+    @property
+    def snapshots(self) -> bool:
+        """A merge that stored the derived entries of what it brought."""
+        return self._fields()[5]
 
     @property
     def header(self) -> CommitHeader:
         """The commit's header."""
-        h = self._header
-        if h is None:
-            assert self._wire is not None
-            h = self._header = CommitHeader.from_wire(self._wire[:7])
-            self._wire = None
-        return h
+        if self._header is None:
+            self._fields()  # decodes the header too
+        self._raw = None
+        assert self._header is not None
+        return self._header
 
     @property
     def transparent(self) -> bool:
         """True when a document without an entry at this commit is as after its parent."""
-        return self.kind is CommitKind.MUTATIONS or self.snapshots
+        return self.kind is CommitKind.MUTATIONS or self._fields()[5]
 
     @classmethod
     def from_header(
@@ -174,81 +202,77 @@ class CommitRecord:
         snapshots: bool = False,
     ) -> CommitRecord:
         """A record of a header and its bookkeeping."""
+        rest = (header.timestamp, seq, height, simple, clean, snapshots)
         return cls(
-            header,
-            None,
             header.commit_id,
             header.parent_commit_id,
             header.target_commit_id,
             header.kind,
-            header.timestamp,
-            seq,
-            height,
-            simple,
-            clean,
-            snapshots,
+            None,
+            rest,
+            header,
         )
 
     def to_wire(self) -> list[Any]:
         """The stored form: the header's wire form, seq, height, simple, clean, snapshots."""
-        return [*self.header.to_wire(), self.seq, self.height, self.simple, self.clean,
-                self.snapshots]  # fmt: skip
+        return [*self.header.to_wire(), *self._fields()[1:]]
+
+
+_BIN32 = b"\xc4\x20"  # msgpack bin8 of 32 bytes
+_NEW = bytes.__new__
+
+
+def _load_record(commit_id: CommitId, raw: bytes) -> CommitRecord:
+    """A record from its stored form, its links read at their fixed offsets when the layout
+    is the canonical one (a fixarray of 10 or 12 starting with three 32-byte bins and the
+    kind), else fully decoded (DecodeError when it is malformed)."""
+    if (
+        len(raw) > 104
+        and raw[1:3] == _BIN32
+        and raw[35:37] == _BIN32
+        and raw[69:71] == _BIN32
+        and raw[103] < 4
+        and (raw[0] == 0x9C or raw[0] == 0x9A)
+        and raw[3:35] == commit_id
+    ):
+        parent = raw[37:69]
+        target = raw[71:103]
+        return CommitRecord(
+            commit_id if type(commit_id) is CommitId else _NEW(CommitId, commit_id),
+            INVALID if parent == _ZERO_ID else _NEW(CommitId, parent),
+            INVALID if target == _ZERO_ID else _NEW(CommitId, target),
+            _KINDS[raw[103]],
+            raw,
+            None,
+        )
+    return _parse_record(commit_id, raw)
 
 
 def _parse_record(commit_id: CommitId, raw: bytes) -> CommitRecord:
-    """Decode a stored commit record (DecodeError when it is malformed)."""
+    """Decode a stored commit record in full (DecodeError when it is malformed)."""
     w = unpack(raw)
     try:
-        if type(w) is list and len(w) >= 10:
-            cid, parent, target, kind, label, ts, author, seq, height, simple, *flags = w
-            # The canonical form, checked field by field as CommitHeader.from_wire would;
-            # the header itself is built only if asked for.
-            if (
-                type(cid) is bytes
-                and len(cid) == 32
-                and type(parent) is bytes
-                and len(parent) == 32
-                and type(target) is bytes
-                and len(target) == 32
-                and type(kind) is int
-                and 0 <= kind < len(_KINDS)
-                and type(label) is str
-                and type(author) is str
-                and type(ts) is float
-            ):
-                new_id = bytes.__new__
-                return CommitRecord(
-                    None,
-                    w,
-                    new_id(CommitId, cid),
-                    INVALID if parent == _ZERO_ID else new_id(CommitId, parent),
-                    INVALID if target == _ZERO_ID else new_id(CommitId, target),
-                    _KINDS[kind],
-                    ts,
-                    seq,
-                    height,
-                    simple,
-                    # written before the flags existed: clean only if simple, no snapshots
-                    flags[0] is True if flags else bool(simple),
-                    len(flags) > 1 and flags[1] is True,
-                )
         header = CommitHeader.from_wire(w[:7])
-        return CommitRecord(
-            header,
-            None,
-            header.commit_id,
-            header.parent_commit_id,
-            header.target_commit_id,
-            header.kind,
+        rest = (
             header.timestamp,
             w[7],
             w[8],
             w[9],
+            # written before the flags existed: clean only if simple, no snapshots
             w[10] is True if len(w) > 10 else bool(w[9]),
             len(w) > 11 and w[11] is True,
         )
     except (IndexError, TypeError) as exc:
         raise DecodeError(f"corrupt commit record {commit_id.hex()}: {exc}") from None
+    return CommitRecord(
+        header.commit_id,
+        header.parent_commit_id,
+        header.target_commit_id,
+        header.kind,
+        None,
+        rest,
+        header,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +306,36 @@ class DocEntry:
 
 def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
+
+
+EntryFields = tuple[bytes, bytes, Any, int, bool, bool, "int | None", bool]
+"""A stored ``docs`` entry: commit id, ops, snapshot, touches, all_enabled, resets, history,
+derived (the fields of :class:`DocEntry` but the sequence, in a plain tuple)."""
+
+
+def entry_fields(raw: bytes) -> EntryFields:
+    """Decode a stored ``docs`` entry (DecodeError when it is malformed)."""
+    w = unpack(raw)
+    try:
+        cid, ops, snap, touches, all_enabled, resets, *rest = w
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"corrupt document entry: {exc}") from None
+    if type(cid) is not bytes or len(cid) != 32:
+        raise DecodeError("corrupt document entry: the commit id is not 32 bytes")
+    # entries written before the digest (or in another form of it): unknown
+    history = rest[0] if rest and type(rest[0]) is int else None
+    return cid, ops, snap, touches, all_enabled, resets, history, len(rest) > 1 and rest[1] is True
+
+
+def snapshot_of(fields: EntryFields) -> bytes | None:
+    """Encoded document after the entry's commit (None if absent or unknown); see
+    :meth:`DocEntry.snapshot_bytes`."""
+    s = fields[2]
+    if type(s) is int:  # SNAP_IN_OPS
+        return fields[1][3:]  # b"\x91\x92\x00" + encoded value
+    if type(s) is bytes:
+        return s
+    return None
 
 
 EMPTY_HISTORY = 0
@@ -497,7 +551,7 @@ class CommitDatabase:
             raw = txn.get("commits", commit_id)
         if raw is None:
             raise UnknownCommitError(f"missing commit {commit_id.hex()}")
-        rec = _parse_record(commit_id, raw)
+        rec = _load_record(commit_id, raw)
         self._remember(rec)
         return rec
 
@@ -813,23 +867,18 @@ class CommitDatabase:
     # -- documents index (used by CommitState) ---------------------------------------------
     @staticmethod
     def _entry(key: bytes, raw: bytes) -> DocEntry:
-        w = unpack(raw)
-        try:
-            cid, ops, snap, touches, all_enabled, resets, *rest = w
-            # entries written before the digest (or in another form of it): unknown
-            history = rest[0] if rest and type(rest[0]) is int else None
-            return DocEntry(
-                CommitId(cid),
-                int.from_bytes(key[48:], "big"),
-                ops,
-                snap,
-                touches,
-                all_enabled,
-                resets,
-                history,
-            )
-        except (TypeError, ValueError) as exc:
-            raise DecodeError(f"corrupt document entry: {exc}") from None
+        cid, ops, snap, touches, all_enabled, resets, history, derived = entry_fields(raw)
+        return DocEntry(
+            bytes.__new__(CommitId, cid),
+            int.from_bytes(key[48:], "big"),
+            ops,
+            snap,
+            touches,
+            all_enabled,
+            resets,
+            history,
+            derived,
+        )
 
     def _doc_entries(self, address: DocAddress, txn: ReadTxn | None = None) -> list[DocEntry]:
         """Every entry of a document, in creation order (all branches)."""

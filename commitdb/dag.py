@@ -12,13 +12,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from commitdb.commits import CommitHeader, CommitKind
+from commitdb.commits import CommitKind
 from commitdb.ids import CommitId
 
-__all__ = ("Linearization", "linearize", "mask")
+__all__ = ("CommitLinks", "Linearization", "linearize", "mask")
 
-HeaderLookup = Callable[[CommitId], CommitHeader]
+
+class CommitLinks(Protocol):
+    """What the algorithms read of a commit: a CommitHeader, or the engine's record."""
+
+    @property
+    def kind(self) -> CommitKind:
+        """The commit's kind."""
+
+    @property
+    def parent_commit_id(self) -> CommitId:
+        """Its parent (INVALID for a root)."""
+
+    @property
+    def target_commit_id(self) -> CommitId:
+        """The merged, disabled or enabled commit (INVALID for Mutations)."""
+
+
+HeaderLookup = Callable[[CommitId], CommitLinks]
+
+_MERGE = CommitKind.MERGE
+_DISABLE = CommitKind.DISABLE
+_ENABLE = CommitKind.ENABLE
+_INVALID = CommitId.INVALID
 
 
 @dataclass
@@ -64,7 +87,7 @@ def linearize(
             stack.pop()
             continue
         h = header(x)
-        if h.kind == CommitKind.MERGE:
+        if h.kind == _MERGE:
             need = [
                 d for d in (h.parent_commit_id, h.target_commit_id) if d.is_valid and d not in memo
             ]
@@ -76,23 +99,24 @@ def linearize(
             continue
         run: list[CommitId] = []
         y = x
-        while y.is_valid and y not in memo:
+        # the hot loop of long chains: a comparison with INVALID is cheaper than is_valid
+        while y != _INVALID and y not in memo:
             hy = header(y)
-            if hy.kind == CommitKind.MERGE:
+            if hy.kind == _MERGE:
                 break
             run.append(y)
             y = hy.parent_commit_id
-        if y.is_valid and y not in memo:
+        if y != _INVALID and y not in memo:
             stack.append(y)  # a merge to resolve first
             continue
-        base = memo[y] if y.is_valid else Linearization([])
+        base = memo[y] if y != _INVALID else Linearization([])
         run.reverse()
         memo[x] = Linearization([*base.order, *run], base.introduced)
         stack.pop()
     return memo[commit_id]
 
 
-def _merge(c: CommitId, h: CommitHeader, memo: dict[CommitId, Linearization]) -> Linearization:
+def _merge(c: CommitId, h: CommitLinks, memo: dict[CommitId, Linearization]) -> Linearization:
     parent = memo[h.parent_commit_id] if h.parent_commit_id.is_valid else Linearization([])
     target = memo[h.target_commit_id] if h.target_commit_id.is_valid else Linearization([])
     seen = parent.positions
@@ -115,13 +139,14 @@ def mask(
     for c in reversed(lin.order):
         h = header(c)
         if decided.get(c) is False:
-            if h.kind == CommitKind.MERGE:
+            if h.kind == _MERGE:
                 for x in lin.introduced.get(c, ()):
                     decided.setdefault(x, False)
             continue
         decided.setdefault(c, True)
-        if h.kind == CommitKind.DISABLE:
+        kind = h.kind
+        if kind == _DISABLE:
             decided.setdefault(h.target_commit_id, False)
-        elif h.kind == CommitKind.ENABLE:
+        elif kind == _ENABLE:
             decided.setdefault(h.target_commit_id, True)
     return decided

@@ -13,11 +13,11 @@ opcode raises :class:`ReplayFailure`; replay records it for tracing and skips th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from commitdb.codec import from_wire, pack, to_wire, unpack
+from commitdb.codec import decoder, from_wire, pack, to_wire, unpack
 from commitdb.errors import DecodeError, PathError, UnknownAttachmentError
 from commitdb.ids import BlobId
 from commitdb.paths import Field, Path
@@ -78,7 +78,18 @@ class OpKind(IntEnum):
 
 
 _OPKINDS: tuple[OpKind, ...] = tuple(OpKind)  # indexed by code: the codes are 0, 1, 2...
-assert all(k == i for i, k in enumerate(_OPKINDS))
+# Local names for the hot paths (an enum member looked up on its class costs more).
+_SET = OpKind.DOCUMENT_SET
+_UPDATE = OpKind.DOCUMENT_UPDATE
+_SET_UNION = OpKind.SET_UNION
+_SET_SUBTRACT = OpKind.SET_SUBTRACT
+_MAP_UNION = OpKind.MAP_UNION
+_MAP_SUBTRACT = OpKind.MAP_SUBTRACT
+_MAP_UPDATE = OpKind.MAP_UPDATE
+_INSERT = OpKind.XARRAY_INSERT
+_XUPDATE = OpKind.XARRAY_UPDATE
+_REMOVE = OpKind.XARRAY_REMOVE
+_DELETE = OpKind.DOCUMENT_DELETE
 
 
 class ReplayFailure(Exception):
@@ -233,37 +244,33 @@ def op_from_wire(w: Any, doc_type: Type, definitions: Definitions | None) -> Op:
         raise DecodeError(f"unknown opcode kind {w[0]}")
     k = _OPKINDS[w[0]]
     n = len(w)
-    if k == OpKind.DOCUMENT_SET:
+    if k is _SET:
         if n != 2:
             raise DecodeError("malformed Document_Set")
         return Op(k, value=from_wire(w[1], doc_type, definitions))
-    if k == OpKind.DOCUMENT_DELETE:
+    if k is _DELETE:
         if n != 1:
             raise DecodeError("malformed Document_Delete")
         return Op(k)
     if n < 3:
         raise DecodeError(f"malformed {k.name}")
     path, vt = _path_and_value_type(k, w[1], doc_type, definitions)
-    if k == OpKind.XARRAY_INSERT:
+    if k is _INSERT:
         if n != 4:
             raise DecodeError("malformed XArray_Insert")
         return Op(k, path, position=_pos(w[2]), position2=_pos(w[3]))
-    if k == OpKind.XARRAY_REMOVE:
+    if k is _REMOVE:
         if n != 3:
             raise DecodeError("malformed XArray_Remove")
         return Op(k, path, position=_pos(w[2]))
-    op = Op(k, path)
     assert vt is not None
-    if k == OpKind.XARRAY_UPDATE:
+    if k is _XUPDATE:
         if n != 4:
             raise DecodeError("malformed XArray_Update")
-        op.position = _pos(w[2])
-        op.value = from_wire(w[3], vt, definitions)
-        return op
+        return Op(k, path, from_wire(w[3], vt, definitions), _pos(w[2]))
     if n != 3:
         raise DecodeError(f"malformed {k.name}")
-    op.value = from_wire(w[2], vt, definitions)
-    return op
+    return Op(k, path, from_wire(w[2], vt, definitions))
 
 
 _SIMPLE_PATH_ITEMS = frozenset((str, bytes, int, type(None)))
@@ -306,6 +313,107 @@ def _path_and_value_type(
             _PATHS.clear()
         _PATHS[key] = (doc_type, path, vt)  # the type is kept: its id stays unique
     return path, vt
+
+
+_FieldOp = tuple[Type, str, Type, Path, Callable[[Any, "Definitions | None"], Any]]
+_FIELD_OPS: dict[tuple[int, int, str], _FieldOp | None] = {}
+
+
+def _field_op(
+    kind: int, name: str, doc_type: Type, definitions: Definitions | None
+) -> _FieldOp | None:
+    """(doc type, field, value type, path, value decoder) of a value opcode on the path
+    ``.name`` when that path is one field of a structure, else None; memoized per document
+    type object."""
+    key = (id(doc_type), kind, name)
+    hit = _FIELD_OPS.get(key, _MISSING)
+    if hit is not _MISSING and (hit is None or hit[0] is doc_type):
+        return hit  # type: ignore[return-value]
+    path, vt = _path_and_value_type(_OPKINDS[kind], [name], doc_type, definitions)
+    found = None
+    comps = path.components
+    if vt is not None and len(comps) == 1 and type(comps[0]) is Field:
+        found = (doc_type, comps[0].name, vt, path, decoder(vt))
+    if len(_FIELD_OPS) >= _PATHS_LIMIT:
+        _FIELD_OPS.clear()
+    # a None result is only trusted for the same type object: keep it under a fresh key
+    _FIELD_OPS[key] = found
+    return found
+
+
+_MISSING: Any = object()
+
+
+def replay_ops(
+    doc: Any, data: bytes, doc_type: Type, definitions: Definitions | None = None
+) -> Any:
+    """Decode one commit's opcodes for a document and apply them in order, skipping those
+    that fail: ``apply_op`` over :func:`decode_ops`, and the hot loop of replays.
+
+    Value opcodes (update, set and map operations) on one field of a structure document are
+    decoded and applied directly, without building an :class:`Op`, with the same checks
+    and outcome as :func:`apply_op`; every other opcode goes through the general path.
+    Decoding errors raise as :func:`decode_ops` does (the document is then discarded).
+    """
+    w = unpack(data)
+    if type(w) is not list:
+        raise DecodeError("malformed opcode list")
+    memo = _FIELD_OPS
+    type_id = id(doc_type)
+    for x in w:
+        fast = None
+        if type(x) is list and len(x) == 3:
+            k = x[0]
+            wire = x[1]
+            if (
+                type(k) is int
+                and 1 <= k <= 6  # DOCUMENT_UPDATE .. MAP_UPDATE
+                and type(wire) is list
+                and len(wire) == 1
+                and type(wire[0]) is str
+            ):
+                fast = memo.get((type_id, k, wire[0]))
+                if fast is None or fast[0] is not doc_type:
+                    fast = _field_op(k, wire[0], doc_type, definitions)
+        if fast is None:
+            op = op_from_wire(x, doc_type, definitions)
+            try:
+                doc = apply_op(doc, op)
+            except ReplayFailure:
+                pass
+            continue
+        _, name, vt, path, dec = fast
+        try:
+            value = dec(x[2], definitions)
+        except Exception:  # decode again the checked way, for the error it raises
+            value = from_wire(x[2], vt, definitions)
+        if doc is ABSENT or not isinstance(doc, StructValue) or name not in doc._fields:
+            try:  # the general evaluator decides (and most likely refuses)
+                doc = apply_op(doc, Op(_OPKINDS[k], path, value))
+            except ReplayFailure:
+                pass
+            continue
+        if k == 1:  # DOCUMENT_UPDATE
+            object.__setattr__(doc, name, value)
+            continue
+        target = getattr(doc, name)
+        if k <= 3:  # SET_UNION, SET_SUBTRACT
+            if isinstance(target, set):
+                if k == 2:
+                    target |= value
+                else:
+                    target -= value
+        elif isinstance(target, dict):
+            if k == 4:  # MAP_UNION
+                target.update(value)
+            elif k == 5:  # MAP_SUBTRACT
+                for key in value:
+                    target.pop(key, None)
+            else:  # MAP_UPDATE
+                for key, v in value.items():
+                    if key in target:
+                        target[key] = v
+    return doc
 
 
 def decode_ops(data: bytes, doc_type: Type, definitions: Definitions | None = None) -> list[Op]:
@@ -462,16 +570,16 @@ def apply_op(doc: Any, op: Op) -> Any:
     copied opcodes, and never apply the same opcode object twice.
     """
     k = op.kind
-    if k == OpKind.DOCUMENT_SET:
+    if k == _SET:
         return op.value
-    if k == OpKind.DOCUMENT_DELETE:
+    if k == _DELETE:
         return ABSENT
     if doc is ABSENT:
         raise ReplayFailure("the document is absent")
     path = op.path
     assert path is not None
     try:
-        if k == OpKind.DOCUMENT_UPDATE:
+        if k == _UPDATE:
             if path.is_root:
                 raise ReplayFailure("unexpected root Path")
             name = _struct_field(path, doc)
@@ -480,25 +588,25 @@ def apply_op(doc: Any, op: Op) -> Any:
                 return doc
             return path.set_in(doc, op.value)
         target = _container(doc, path)
-        if k == OpKind.SET_UNION:
+        if k == _SET_UNION:
             _expect(target, set, path)
             target |= op.value
-        elif k == OpKind.SET_SUBTRACT:
+        elif k == _SET_SUBTRACT:
             _expect(target, set, path)
             target -= op.value
-        elif k == OpKind.MAP_UNION:
+        elif k == _MAP_UNION:
             _expect(target, dict, path)
             target.update(op.value)
-        elif k == OpKind.MAP_SUBTRACT:
+        elif k == _MAP_SUBTRACT:
             _expect(target, dict, path)
             for key in op.value:
                 target.pop(key, None)
-        elif k == OpKind.MAP_UPDATE:
+        elif k == _MAP_UPDATE:
             _expect(target, dict, path)
             for key, v in op.value.items():
                 if key in target:
                     target[key] = v
-        elif k == OpKind.XARRAY_INSERT:
+        elif k == _INSERT:
             _expect(target, XArray, path)
             assert op.position is not None and op.position2 is not None
             if not target.apply_insert(op.position, op.position2):
@@ -506,12 +614,12 @@ def apply_op(doc: Any, op: Op) -> Any:
                     raise ReplayFailure(
                         f"position {uuid.UUID(bytes=op.position)} not found in {path}"
                     )
-        elif k == OpKind.XARRAY_UPDATE:
+        elif k == _XUPDATE:
             _expect(target, XArray, path)
             assert op.position is not None
             if not target.apply_update(op.position, op.value):
                 raise ReplayFailure(f"position {uuid.UUID(bytes=op.position)} not found in {path}")
-        elif k == OpKind.XARRAY_REMOVE:
+        elif k == _REMOVE:
             _expect(target, XArray, path)
             assert op.position is not None
             target.apply_remove(op.position)

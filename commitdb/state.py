@@ -36,19 +36,34 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from commitdb.codec import decode, encode
-from commitdb.commit_database import EMPTY_HISTORY as _EMPTY_HISTORY, history_step
+from commitdb.commit_database import (
+    EMPTY_HISTORY as _EMPTY_HISTORY,
+    EntryFields,
+    entry_fields,
+    history_step,
+    snapshot_of,
+)
 from commitdb.commits import CommitHeader, CommitKind
 from commitdb.copier import copier
 from commitdb.dag import Linearization, linearize, mask
 from commitdb.definitions import Definitions
 from commitdb.errors import UnknownAttachmentError, ValidationError
 from commitdb.ids import CommitId
-from commitdb.opcodes import ABSENT, DocAddress, Op, OpKind, ReplayFailure, apply_op, decode_ops
+from commitdb.opcodes import (
+    ABSENT,
+    DocAddress,
+    Op,
+    OpKind,
+    ReplayFailure,
+    apply_op,
+    decode_ops,
+    replay_ops,
+)
 from commitdb.types import Attachment, ConceptType, Type
 from commitdb.values import Key
 
 if TYPE_CHECKING:
-    from commitdb.commit_database import CommitDatabase, CommitRecord, DocEntry
+    from commitdb.commit_database import CommitDatabase, CommitRecord
     from commitdb.storage import ReadTxn
 
 __all__ = ("CommitState", "DocumentTrace", "EvalAction", "TraceStep")
@@ -239,6 +254,11 @@ def _entry_head(raw: bytes) -> tuple[bytes, bool]:
 
 def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
+
+
+def _commit_id(raw: bytes) -> CommitId:
+    """A CommitId of 32 bytes already checked."""
+    return bytes.__new__(CommitId, raw)
 
 
 class CommitState:
@@ -444,7 +464,6 @@ class CommitState:
         snapshot was never computed)."""
         rec = self._rec
         assert rec is not None
-        db = self._db
         start = address + _u64(rec.seq)
         for key, raw in txn.items("docs", address, start=start, reverse=True):
             cid, _ = _entry_head(raw)
@@ -453,15 +472,13 @@ class CommitState:
                 return None
             if not found:
                 continue
-            e = db._entry(key, raw)
-            if not e.snapshot_known:
+            e = entry_fields(raw)
+            if e[2] is None:  # SNAP_UNKNOWN: a commit received by sync
                 return None
-            snap = e.snapshot_bytes()
+            snap = snapshot_of(e)
             if snap is None:
-                return _Resolved(ABSENT, e.touches, e.all_enabled, e.history)
-            return _Resolved.encoded(
-                snap, att.document_type, self._defs, e.touches, e.all_enabled, e.history
-            )
+                return _Resolved(ABSENT, e[3], e[4], e[6])
+            return _Resolved.encoded(snap, att.document_type, self._defs, e[3], e[4], e[6])
         # No entry on the chain: the document never existed here if the whole chain is
         # transparent down to the root.
         return _Resolved(ABSENT, 0, True) if rec.clean else None
@@ -486,7 +503,13 @@ class CommitState:
 
     def _enabled(self) -> dict[CommitId, bool]:
         if self._flags is None:
-            self._flags = mask(self._linearization(), self._db._record)
+            if self._virtual is not None:
+                clean = all(self._db._record(c).clean for c in self._virtual)
+            else:
+                clean = self._rec is not None and self._rec.clean
+            # The history of a clean commit holds no Disable or Enable commit (a merge with
+            # snapshots brought none): every commit is enabled, which the empty map says.
+            self._flags = {} if clean else mask(self._linearization(), self._db._record)
         return self._flags
 
     def _ordered_entries(self, address: DocAddress) -> list[tuple[int, bytes, bytes, bytes]]:
@@ -513,14 +536,12 @@ class CommitState:
         n = len(items)
         if n == 0:
             return _Resolved(ABSENT, 0, True)
-        db = self._db
-        parsed: list[DocEntry | None] = [None] * n
+        parsed: list[EntryFields | None] = [None] * n
 
-        def entry(i: int) -> DocEntry:
+        def entry(i: int) -> EntryFields:
             e = parsed[i]
             if e is None:
-                _, _, key, raw = items[i]
-                e = parsed[i] = db._entry(key, raw)
+                e = parsed[i] = entry_fields(items[i][3])
             return e
 
         cids = [cid for _, cid, _, _ in items]
@@ -528,6 +549,7 @@ class CommitState:
         enabled = [flags.get(c, True) for c in cids]  # type: ignore[call-overload]
         all_enabled = all(enabled)
         doc_type = att.document_type
+        defs = self._defs
         # Walk down from the newest entry to the first that is either a snapshot valid for
         # this state (replay starts after it) or the last enabled Document_Set/Delete
         # (replay starts there): only the entries above it are decoded. A snapshot is
@@ -543,36 +565,37 @@ class CommitState:
         prefix: list[int] | None = None
         for i in range(n - 1, -1, -1):
             e = entry(i)
+            # (commit id, ops, snapshot, touches, all_enabled, resets, history, derived)
             if (
                 trace is None
                 and i < first_off
-                and e.snapshot_known
-                and e.touches == i + 1
-                and e.all_enabled
-                and e.history is not None
+                and e[2] is not None
+                and e[3] == i + 1
+                and e[4]
+                and e[6] is not None
             ):
                 if prefix is None:  # digests of entries 0..i (smaller i reuse them)
                     prefix = _prefix_histories(cids[: i + 1])
-                if prefix[i] == e.history:
-                    raw_snapshot = e.snapshot_bytes()
+                if prefix[i] == e[6]:
+                    raw_snapshot = snapshot_of(e)
                     start = i
                     break
-            if enabled[i] and e.resets:
+            if enabled[i] and e[5]:
                 last_reset = i
                 break
         if start < 0:
             if last_reset < 0:
                 if trace is not None:
-                    trace.skipped_commits.extend(entry(i).commit_id for i in range(n))
+                    trace.skipped_commits.extend(_commit_id(c) for c in cids)
                 return _Resolved(ABSENT, n, all_enabled, None, cids)
             e = entry(last_reset)
-            ops = decode_ops(e.ops, doc_type, self._defs)
+            ops = decode_ops(e[1], doc_type, defs)
             reset_at = max(
                 i
                 for i, op in enumerate(ops)
                 if op.kind in (OpKind.DOCUMENT_SET, OpKind.DOCUMENT_DELETE)
             )
-            doc = _replay(doc, ops[reset_at:], e.commit_id, trace)
+            doc = _replay(doc, ops[reset_at:], _commit_id(e[0]), trace)
             start = last_reset
         elif start == n - 1:
             # nothing to replay after the snapshot: keep it as bytes until it is read
@@ -580,18 +603,21 @@ class CommitState:
             order = None if history is not None else cids
             if raw_snapshot is None:
                 return _Resolved(ABSENT, n, all_enabled, history, order)
-            r = _Resolved.encoded(raw_snapshot, doc_type, self._defs, n, all_enabled, history)
+            r = _Resolved.encoded(raw_snapshot, doc_type, defs, n, all_enabled, history)
             r._order = order
             return r
         elif raw_snapshot is not None:
-            doc = decode(raw_snapshot, doc_type, self._defs)
+            doc = decode(raw_snapshot, doc_type, defs)
         for i in range(start + 1, n):
             if not enabled[i]:
                 if trace is not None:
-                    trace.skipped_commits.append(entry(i).commit_id)
+                    trace.skipped_commits.append(_commit_id(cids[i]))
                 continue
             e = entry(i)
-            doc = _replay(doc, decode_ops(e.ops, doc_type, self._defs), e.commit_id, trace)
+            if trace is None:
+                doc = replay_ops(doc, e[1], doc_type, defs)
+            else:
+                doc = _replay(doc, decode_ops(e[1], doc_type, defs), _commit_id(e[0]), trace)
         if prefix is not None and len(prefix) == n:
             return _Resolved(doc, n, all_enabled, prefix[-1])
         return _Resolved(doc, n, all_enabled, None, cids)

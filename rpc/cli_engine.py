@@ -561,6 +561,10 @@ def sync_command(
     TARGET is another local path or a served database, URL#NAME (tcp://host:port#name,
     unix:///path.sock#name, tls://...). Commits move with the blobs they reference; orphan
     blobs stay; divergent heads are kept (see reduce-heads). Each round prints what moved.
+
+    With --loop, a round that fails (a lost connection, a refused write) is reported and
+    the next round tries again, reconnecting if needed; the exit status is 1 if the last
+    round failed. A definitions conflict always stops at once.
     """
     from commitdb.sync import CommitSynchronizer
 
@@ -581,8 +585,10 @@ def sync_command(
         synchronizer: CommitSynchronizer | None = None
         session: contextlib.ExitStack | None = None
         rounds = 0
+        failed = False
         while True:
             rounds += 1
+            failed = False
             prefix = f"round {rounds}: " if loop else ""
             try:
                 if connect is not None and session is None:
@@ -602,16 +608,15 @@ def sync_command(
                 click.echo(prefix + info.summary())
             except DefinitionConflictError as exc:
                 raise _fail(f"definitions conflict: {exc}") from None
-            except (*_LOST, CommitDBError, click.exceptions.Exit) as exc:
+            except (*_LOST, CommitDBError, _CannotOpen) as exc:
+                # a lost connection is opened again next round; the pass resumes
                 if session is not None:
                     _close_quietly(session)
                     session = None
                 if not loop:
-                    if isinstance(exc, click.exceptions.Exit):
-                        raise
                     raise _fail(_describe(exc)) from None
-                if not isinstance(exc, click.exceptions.Exit):
-                    click.echo(f"{prefix}failed: {_describe(exc)} (retrying)", err=True)
+                click.echo(f"{prefix}failed: {_describe(exc)}", err=True)
+                failed = True
             if not loop or (max_rounds is not None and rounds >= max_rounds):
                 break
             assert stop is not None
@@ -619,11 +624,17 @@ def sync_command(
                 break
         if session is not None:
             _close_quietly(session)
+    if failed:
+        raise click.exceptions.Exit(1)  # the last round failed (its message is printed)
+
+
+class _CannotOpen(Exception):
+    """The remote database could not be opened (the message says why)."""
 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, CommitDBError):
+    if isinstance(exc, CommitDBError | _CannotOpen):
         return text
     return f"{type(exc).__name__}: {text}"
 
@@ -636,7 +647,7 @@ def _close_quietly(session: contextlib.ExitStack) -> None:
 
 
 def _connector(url: str, name: str, token: str | None) -> Callable[[contextlib.ExitStack], Any]:
-    """Opens the remote database in a session stack (errors become exit messages)."""
+    """Opens the remote database in a session stack (raises _CannotOpen)."""
 
     def connect(session: contextlib.ExitStack) -> Any:
         from rpc.db_remote import CommitDatabaseRemote
@@ -648,6 +659,6 @@ def _connector(url: str, name: str, token: str | None) -> Callable[[contextlib.E
             return session.enter_context(CommitDatabaseRemote.connect(url, name, **kwargs))
         except _LOST as exc:
             session.close()
-            raise _fail(f"cannot open {url}#{name}: {_describe(exc)}") from None
+            raise _CannotOpen(f"cannot open {url}#{name}: {_describe(exc)}") from None
 
     return connect

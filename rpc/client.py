@@ -53,11 +53,11 @@ async def open_connection(
         stream = await connect_stream(ep, ssl_context=ssl_context, server_hostname=server_hostname)
     try:
         parser = FrameParser(max_frame_size)
-        await stream.send(encode_frame(encode_hello(PROTOCOL_VERSION, hello)))
         try:
+            await stream.send(encode_frame(encode_hello(PROTOCOL_VERSION, hello)))
             with anyio.fail_after(timeout):
                 frame = await read_frame(stream, parser)
-        except ConnectionClosedError as exc:
+        except (ConnectionClosedError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             hint = " (a TLS refusal, e.g. a missing client certificate?)" if ep.tls else ""
             raise HandshakeError(
                 f"the server closed the connection before answering the hello{hint}: {exc}"

@@ -1349,12 +1349,24 @@ class _AsyncBase:
     async def create_blob(
         self, data: bytes | bytearray | memoryview, layout: BlobLayout | None = None
     ) -> BlobId:
-        """Store a blob (idempotent) and return its id."""
-        return BlobId(await self._call("create_blob", bytes(data), _layout_wire(layout)))
+        """Store a blob (idempotent) and return its id (a large one is streamed)."""
+        view = memoryview(data).cast("B")
+        if len(view) <= _STREAM_PIECE:
+            return BlobId(await self._call("create_blob", bytes(view), _layout_wire(layout)))
+        sid = await self._call("blob_stream_open", _layout_wire(layout), len(view))
+        for i in range(0, len(view), _STREAM_PIECE):
+            await self._call("blob_stream_write", sid, bytes(view[i : i + _STREAM_PIECE]))
+        return BlobId(await self._call("blob_stream_close", sid))
 
     async def blob(self, blob_id: BlobId) -> bytes | None:
-        """A whole blob, or None."""
+        """A whole blob, or None (a large one is read in ranges)."""
         r = await self._call("blob", bytes(blob_id))
+        if type(r) is int:
+            pieces = [
+                await self.read_blob(blob_id, min(_STREAM_PIECE, r - i), i)
+                for i in range(0, r, _STREAM_PIECE)
+            ]
+            return b"".join(pieces)
         return None if r is None else bytes(r)
 
     async def read_blob(self, blob_id: BlobId, size: int, offset: int = 0) -> bytes:
@@ -2306,8 +2318,13 @@ class _BlockingBase:
     def create_blob(
         self, data: bytes | bytearray | memoryview, layout: BlobLayout | None = None
     ) -> BlobId:
-        """Store a blob (idempotent) and return its id."""
-        return BlobId(self._call("create_blob", bytes(data), _layout_wire(layout)))
+        """Store a blob (idempotent) and return its id (a large one is streamed)."""
+        view = memoryview(data).cast("B")
+        if len(view) <= _STREAM_PIECE:
+            return BlobId(self._call("create_blob", bytes(view), _layout_wire(layout)))
+        stream = self.blob_stream(layout, len(view))
+        stream.write(view)
+        return stream.close()
 
     def blob_stream(
         self, layout: BlobLayout | None = None, size: int | None = None
@@ -2318,8 +2335,13 @@ class _BlockingBase:
         )
 
     def blob(self, blob_id: BlobId) -> bytes | None:
-        """A whole blob, or None."""
+        """A whole blob, or None (a large one is read in ranges)."""
         r = self._call("blob", bytes(blob_id))
+        if type(r) is int:
+            return b"".join(
+                self.read_blob(blob_id, min(_STREAM_PIECE, r - i), i)
+                for i in range(0, r, _STREAM_PIECE)
+            )
         return None if r is None else bytes(r)
 
     def read_blob(self, blob_id: BlobId, size: int, offset: int = 0) -> bytes:

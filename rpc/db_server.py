@@ -89,6 +89,8 @@ MAX_WINDOW = 65536
 
 _INLINE_BYTES = 1 << 20  # blob stream pieces up to this size are spooled inline
 _MERGE_STATES = 16  # virtual merge states kept per server
+WHOLE_BLOB = 16 << 20
+"""Blobs up to this size travel in one answer; larger ones in ranges (frames are limited)."""
 ENUMERATION_CACHE = 64 << 20
 """Bytes of packed state enumerations a served commit database keeps."""
 
@@ -1064,7 +1066,7 @@ _COMMON: dict[str, tuple[Callable[[Any, list[Any]], Any], int]] = {
     "uuid": (lambda db, a: db.uuid().bytes, _INLINE),
     "documentation": (lambda db, a: db.documentation(), _INLINE),
     "codec_name": (lambda db, a: db.codec_name(), _INLINE),
-    "blob": (lambda db, a: db.blob(_bid(a[0])), _READ),
+    "blob": (lambda db, a: _blob(db, _bid(a[0])), _READ),
     "read_blob": (lambda db, a: db.read_blob(_bid(a[0]), int(a[1]), int(a[2])), _READ),
     "blob_info": (
         lambda db, a: None if (i := db.blob_info(_bid(a[0]))) is None else _blob_info_wire(i),
@@ -1077,6 +1079,17 @@ _COMMON: dict[str, tuple[Callable[[Any, list[Any]], Any], int]] = {
     "blob_ids": (lambda db, a: _ids(db.blob_ids()), _READ),
     "blob_statistics": (lambda db, a: list(_stats(db.blob_statistics())), _READ),
 }
+
+
+def _blob(db: Any, blob_id: BlobId) -> Any:
+    """A whole blob; for one larger than fits a frame, its size (the client reads it in
+    ranges)."""
+    info = db.blob_info(blob_id)
+    if info is None:
+        return None
+    if info.size > WHOLE_BLOB:
+        return info.size
+    return db.blob(blob_id)
 
 
 def _stats(s: Any) -> tuple[int, int, int, int]:

@@ -49,7 +49,7 @@ from rpc.packets import encode_notify
 if TYPE_CHECKING:
     from rpc.connection import Connection
 
-__all__ = ("AttachmentMutatingRemote", "Lender", "callback_target")
+__all__ = ("AttachmentMutatingRemote", "Lender", "WireDecoder", "callback_target")
 
 MUTATIONS = (
     "set",
@@ -90,6 +90,49 @@ def _attachment_from_wire(w: Any, definitions: Definitions) -> Attachment:
     if type(w) is not bytes or len(w) != 16:
         raise ValidationError("an attachment id (16 bytes)", type(w).__name__, "callback")
     return definitions.check_attachment(uuid.UUID(bytes=w))
+
+
+class WireDecoder:
+    """Decodes callback arguments, caching attachments and concepts by their runtime id.
+
+    Definitions only grow (a runtime id never changes meaning), so the caches stay valid
+    when the definitions are extended.
+    """
+
+    __slots__ = ("_attachments", "_concepts", "definitions")
+
+    def __init__(self, definitions: Definitions) -> None:
+        """Create a decoder.
+
+        Args:
+            definitions: The definitions shared with the peer.
+        """
+        self.definitions = definitions
+        self._attachments: dict[bytes, Attachment] = {}
+        self._concepts: dict[bytes, ConceptType] = {}
+
+    def attachment(self, w: Any) -> Attachment:
+        """The attachment a 16-byte runtime id names (ValidationError / UnknownAttachmentError)."""
+        att = self._attachments.get(w) if type(w) is bytes else None
+        if att is None:
+            att = _attachment_from_wire(w, self.definitions)
+            self._attachments[w] = att
+        return att
+
+    def key(self, w: Any) -> Key:
+        """The key of a 32-byte wire key (ValidationError when malformed or unknown)."""
+        if type(w) is not bytes or len(w) != 32:
+            raise ValidationError("a key (32 bytes)", type(w).__name__, "callback")
+        prefix = w[:16]
+        concept = self._concepts.get(prefix)
+        if concept is None:
+            found = self.definitions.query_type(uuid.UUID(bytes=prefix))
+            if not isinstance(found, ConceptType):
+                raise ValidationError(
+                    "a known concept", str(uuid.UUID(bytes=prefix)), "callback key"
+                )
+            concept = self._concepts[prefix] = found
+        return Key(concept, uuid.UUID(bytes=w[16:]))
 
 
 def _path_and_type(att: Attachment, path: Path | str) -> tuple[Path, Type]:
@@ -447,16 +490,44 @@ def _pos(p: Any) -> bytes:
 class Lender:
     """Applies a call's callbacks to the client's lent state, in arrival order."""
 
-    def __init__(self, state: Any, definitions: Definitions, *, mutable: bool) -> None:
+    def __init__(
+        self,
+        state: Any,
+        definitions: Definitions,
+        *,
+        mutable: bool,
+        decoder: WireDecoder | None = None,
+    ) -> None:
+        """Lend a state for one call.
+
+        Args:
+            state: A CommitMutableState (or anything with the same methods); a read-only
+                call only needs ``get``/``has``/``keys``/``enumerate``.
+            definitions: The definitions shared with the server.
+            mutable: False refuses every mutation (a read-only function).
+            decoder: A decoder to share between calls (its caches persist).
+        """
         self.state = state
         self.defs = definitions
         self.mutable = mutable
+        self.decoder = decoder if decoder is not None else WireDecoder(definitions)
         self.error: BaseException | None = None
         self.applied = 0
 
     def request(self, method: str, args: list[Any]) -> Any:
-        """Answer a read (or the final flush) from the lent state."""
-        d = self.defs
+        """Answer a read (or the final flush) from the lent state.
+
+        Args:
+            method: ``keys``, ``has``, ``get``, ``enumerate`` or ``flush``.
+            args: Its wire arguments.
+
+        Returns:
+            The wire answer.
+
+        Raises:
+            Exception: The first mutation that failed since the last request, or the
+                read's own error.
+        """
         if method == "flush":
             err, self.error = self.error, None
             if err is not None:
@@ -465,10 +536,11 @@ class Lender:
         if self.error is not None:
             err, self.error = self.error, None
             raise err
-        att = _attachment_from_wire(args[0], d)
+        decoder = self.decoder
+        att = decoder.attachment(args[0])
         if method == "keys":
             return [_key_wire(k) for k in sorted(self.state.keys(att))]
-        key = _key_from_wire(args[1], d) if len(args) > 1 else None
+        key = decoder.key(args[1]) if len(args) > 1 else None
         if method == "has":
             return bool(self.state.has(att, key))
         if method == "get":
@@ -480,7 +552,12 @@ class Lender:
         raise MethodNotFoundError(f"unknown callback {method!r}")
 
     def notify(self, method: str, args: list[Any]) -> None:
-        """Apply a mutation (a failure is kept and reported at the next request)."""
+        """Apply a mutation (a failure is kept and reported at the next request).
+
+        Args:
+            method: One of the mutations (``set``, ``update`` ...).
+            args: Its wire arguments.
+        """
         try:
             self._apply(method, args)
             self.applied += 1
@@ -495,8 +572,8 @@ class Lender:
             raise MethodNotFoundError(f"unknown callback {method!r}")
         d = self.defs
         s = self.state
-        att = _attachment_from_wire(args[0], d)
-        key = _key_from_wire(args[1], d)
+        att = self.decoder.attachment(args[0])
+        key = self.decoder.key(args[1])
         doc_type = att.document_type
         if method == "set":
             s.set(att, key, from_wire(args[2], doc_type, d))

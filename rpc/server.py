@@ -10,6 +10,8 @@ connections get a grace period to finish their in-flight requests.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import logging
 import os
 import ssl
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSStream
 
 from rpc.connection import Connection, read_frame
 from rpc.errors import (
@@ -35,6 +38,8 @@ from rpc.transports import Endpoint, create_listener, parse_endpoint
 __all__ = ("RPCServer", "ServerApp")
 
 log = logging.getLogger("rpc.server")
+
+_BROKEN = (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError)
 
 
 class ServerApp(Protocol):
@@ -107,7 +112,10 @@ class RPCServer:
         if self._tg is None:
             raise RPCError("enter the server's context before listening")
         ep = parse_endpoint(url) if isinstance(url, str) else url
-        listener = await create_listener(ep, ssl_context=self.ssl_context)
+        if ep.tls and self.ssl_context is None:
+            raise ValueError(f"{ep}: TLS needs a server certificate (ssl_context)")
+        # TLS is set up per connection in _handle, inside the handshake timeout and scope
+        listener = await create_listener(dataclasses.replace(ep, tls=False))
         if ep.scheme == "tcp":
             sock_listener = listener
             inner = getattr(sock_listener, "listener", sock_listener)
@@ -130,7 +138,7 @@ class RPCServer:
         inode: int | None,
     ) -> None:
         try:
-            await self._accept_loop(listener, scope)
+            await self._accept_loop(listener, scope, ep.tls)
         finally:
             if inode is not None:  # remove our socket file (not one that replaced it)
                 with contextlib.suppress(OSError):
@@ -138,15 +146,18 @@ class RPCServer:
                         os.unlink(ep.path)
 
     async def _accept_loop(
-        self, listener: anyio.abc.Listener[anyio.abc.ByteStream], scope: anyio.CancelScope
+        self,
+        listener: anyio.abc.Listener[anyio.abc.ByteStream],
+        scope: anyio.CancelScope,
+        tls: bool,
     ) -> None:
         with scope:
             async with listener:
                 # the connections run in the server's task group, not in the listener's:
                 # closing the listener must not cancel them (graceful shutdown)
-                await listener.serve(self._handle, task_group=self._tg)
+                await listener.serve(functools.partial(self._handle, tls), task_group=self._tg)
 
-    async def _handle(self, stream: anyio.abc.ByteStream) -> None:
+    async def _handle(self, tls: bool, stream: anyio.abc.ByteStream) -> None:
         parser = FrameParser(self.max_frame_size)
         conn: Connection | None = None
         handshake = anyio.CancelScope()
@@ -155,6 +166,11 @@ class RPCServer:
             handshake.cancel()
         try:
             with handshake:
+                if tls:
+                    secured = await self._start_tls(stream)
+                    if secured is None:
+                        return
+                    stream = secured
                 conn = await self._handshake(stream, parser)
             self._handshakes.discard(handshake)
             if conn is None:
@@ -177,6 +193,21 @@ class RPCServer:
                     log.exception("connection_closed hook failed")
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
+
+    async def _start_tls(self, stream: anyio.abc.ByteStream) -> TLSStream | None:
+        """The TLS handshake, bounded by the handshake timeout (None: it failed)."""
+        assert self.ssl_context is not None
+        try:
+            with anyio.fail_after(self.handshake_timeout):
+                return await TLSStream.wrap(
+                    stream,
+                    server_side=True,
+                    ssl_context=self.ssl_context,
+                    standard_compatible=False,
+                )
+        except (TimeoutError, ssl.SSLError, OSError, *_BROKEN) as exc:
+            log.info("TLS handshake failed: %r", exc)
+            return None
 
     async def _handshake(
         self, stream: anyio.abc.ByteStream, parser: FrameParser
@@ -231,6 +262,11 @@ class RPCServer:
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(self.grace):
                 while any(c.inflight_requests for c in self.connections):
+                    await anyio.sleep(0.01)
+            for c in list(self.connections):
+                c.close_gracefully()  # the answers already queued still go out
+            with anyio.move_on_after(min(self.grace, 1.0)):
+                while any(not c.closed for c in self.connections):
                     await anyio.sleep(0.01)
             for c in list(self.connections):
                 c.close()  # each connection's own task exits its context

@@ -29,6 +29,8 @@ from commitdb.codec import from_wire, to_wire
 from commitdb.definitions import Definitions
 from commitdb.definitions_codec import decode_definitions, encode_definitions
 from commitdb.errors import DefinitionConflictError
+from commitdb.prototypes import FunctionPrototype
+from commitdb.types import STRING
 from rpc.connection import Connection
 from rpc.errors import (
     AuthenticationError,
@@ -157,32 +159,40 @@ class _ServiceHandler:
     def __init__(self, service: Service, definitions: Definitions) -> None:
         self.service = service
         self.defs = definitions
+        self._entries: dict[tuple[str, str], tuple[Function, bool]] = {}  # found functions
 
     def handle_request(self, conn: Connection, req: Request) -> Any:
-        target = req.target
         self.service.calls += 1
-        if target.startswith("pool:"):
-            pool = self.service.function_pools.get(target[5:])
-            if pool is None:
-                raise MethodNotFoundError(f"unknown function pool {target[5:]!r}")
-            fn = _function(pool, req.method)
+        entry = self._entries.get((req.target, req.method))
+        if entry is None:
+            entry = self._entries[(req.target, req.method)] = self._resolve(req.target, req.method)
+        fn, attachment = entry
+        if not attachment:
             args = self._args(fn, req.args)
             if fn.inline:
                 return to_wire(fn(*args), fn.prototype.return_type)
             return self._threaded(conn, fn, args)
+        if not req.args or type(req.args[0]) is not int:
+            raise InvalidArgumentsError("an attachment call starts with the lend id")
+        args = self._args(fn, req.args[1:])
+        return self._attachment_call(conn, fn, req.args[0], args)
+
+    def _resolve(self, target: str, method: str) -> tuple[Function, bool]:
+        """The function a (target, method) names (MethodNotFoundError otherwise)."""
+        if target.startswith("pool:"):
+            pool = self.service.function_pools.get(target[5:])
+            if pool is None:
+                raise MethodNotFoundError(f"unknown function pool {target[5:]!r}")
+            return _function(pool, method), False
         if target.startswith("apool:"):
             apool = self.service.attachment_function_pools.get(target[6:])
             if apool is None:
                 raise MethodNotFoundError(f"unknown attachment function pool {target[6:]!r}")
-            fn = _function(apool, req.method)
-            if not req.args or type(req.args[0]) is not int:
-                raise InvalidArgumentsError("an attachment call starts with the lend id")
-            args = self._args(fn, req.args[1:])
-            return self._attachment_call(conn, fn, req.args[0], args)
+            return _function(apool, method), True
         if target == "service":
-            if req.method == "ping":
-                return "pong"
-            raise MethodNotFoundError(f"the service has no method {req.method!r} (methods: ping)")
+            if method == "ping":
+                return _PING, False
+            raise MethodNotFoundError(f"the service has no method {method!r} (methods: ping)")
         raise MethodNotFoundError(f"unknown target {target!r}")
 
     def handle_notify(self, conn: Connection, notify: Notify) -> None:
@@ -229,6 +239,14 @@ class _ServiceHandler:
             proxy.cancel()  # the abandoned thread stops at its next callback
             raise
         return to_wire(result, fn.prototype.return_type)
+
+
+def _ping() -> str:
+    """Answer a ping."""
+    return "pong"
+
+
+_PING = Function(FunctionPrototype("ping", [], STRING), _ping, inline=True)
 
 
 def _function(pool: FunctionPool, name: str) -> Function:

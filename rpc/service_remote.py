@@ -32,7 +32,7 @@ from rpc.connection import Connection
 from rpc.errors import HandshakeError, MethodNotFoundError
 from rpc.packets import Notify, Request
 from rpc.pools import GETTING_METHODS, MUTATING_METHODS
-from rpc.remote_local import Lender
+from rpc.remote_local import Lender, WireDecoder
 
 __all__ = (
     "RemoteAttachmentFunction",
@@ -48,26 +48,49 @@ class RemoteFunction:
     def __init__(
         self, remote: ServiceRemote, pool: PoolDeclaration, prototype: FunctionPrototype
     ) -> None:
+        """Bind a declared function to a remote.
+
+        Args:
+            remote: The connected remote.
+            pool: The pool declaration.
+            prototype: The function's prototype.
+        """
         self._remote = remote
         self.pool = pool
         self.prototype = prototype
         self.name = prototype.name
         self.documentation = prototype.documentation
+        prefix = "apool:" if pool.attachment else "pool:"
+        self._target = prefix + pool.name
+        self._where = f"{pool.name}.{prototype.name}"
+        self._types = [p.type for p in prototype.parameters]
 
     def __repr__(self) -> str:
         return f"<remote {self.pool.name}.{self.name}{self.prototype!r}>"
 
     def _wire_args(self, args: tuple[Any, ...]) -> list[Any]:
-        values = self.prototype.check_arguments(args, f"{self.pool.name}.{self.name}")
-        return [to_wire(v, p.type) for v, p in zip(values, self.prototype.parameters, strict=True)]
+        values = self.prototype.check_arguments(args, self._where)
+        return [to_wire(v, t) for v, t in zip(values, self._types, strict=True)]
 
     async def __call__(self, *args: Any, timeout: float | None = None) -> Any:
+        """Call the function on the service.
+
+        Args:
+            *args: The arguments, validated against the prototype before sending.
+            timeout: Seconds to wait (default: the remote's timeout; None: no limit).
+
+        Returns:
+            The typed result.
+
+        Raises:
+            ValidationError: Wrong argument count or types (nothing is sent).
+            CallTimeoutError: No answer in time (the call is cancelled on the server).
+            RemoteError: The server function raised (engine errors keep their class).
+        """
         wires = self._wire_args(args)
         r = self._remote
-        w = await r.connection.call(
-            f"pool:{self.pool.name}", self.name, wires, timeout=timeout or r.timeout
-        )
-        return from_wire(w, self.prototype.return_type, r.definitions())
+        w = await r.connection.call(self._target, self.name, wires, timeout=timeout or r.timeout)
+        return from_wire(w, self.prototype.return_type, r._defs)
 
 
 class RemoteAttachmentFunction(RemoteFunction):
@@ -96,10 +119,7 @@ class RemoteAttachmentFunction(RemoteFunction):
         lend_id, lender = r._lend(state, mutable=self.mutable)
         try:
             w = await r.connection.call(
-                f"apool:{self.pool.name}",
-                self.name,
-                [lend_id, *wires],
-                timeout=timeout or r.timeout,
+                self._target, self.name, [lend_id, *wires], timeout=timeout or r.timeout
             )
         finally:
             r._lenders.pop(lend_id, None)
@@ -217,6 +237,7 @@ class ServiceRemote:
         self.welcome = welcome
         self.timeout = timeout
         self._lenders: dict[int, Lender] = {}
+        self._decoder = WireDecoder(definitions)
         self._lend_ids = itertools.count(1)
         pools = {p.name: RemoteFunctionPool(self, p) for p in definitions.pools()}
         # the pools the service serves (not those the client's own definitions declare)
@@ -296,7 +317,7 @@ class ServiceRemote:
 
     def _lend(self, state: Any, *, mutable: bool) -> tuple[int, Lender]:
         lend_id = next(self._lend_ids)
-        lender = Lender(state, self._defs, mutable=mutable)
+        lender = Lender(state, self._defs, mutable=mutable, decoder=self._decoder)
         self._lenders[lend_id] = lender
         return lend_id, lender
 

@@ -877,34 +877,38 @@ class _LmdbReadTxn(ReadTxn):
         """The iteration of a plain reader: one LMDB cursor, nothing to merge."""
         if db is None:
             return
-        bound, inclusive = iteration_start(prefix, start, reverse)
         try:
             cursor = self._txn.cursor(db)
-            found = _seek(cursor, bound, inclusive, reverse)
+            if start is None and not reverse and len(prefix) <= MAX_KEY_SIZE:
+                # the common case: begin at the prefix's first key
+                found = cursor.set_range(prefix) if prefix else cursor.first()
+            else:
+                bound, inclusive = iteration_start(prefix, start, reverse)
+                found = _seek(cursor, bound, inclusive, reverse)
         except lmdb.Error as exc:
             raise self._failed(exc) from exc
         if not found:
             return
-        step = cursor.prev if reverse else cursor.next
+        # The cursor's own iterator steps in C; each step first checks that the
+        # transaction is still open (an iterator is only valid inside its ``with`` block).
+        pairs = cursor.iterprev(values=values) if reverse else cursor.iternext(values=values)
         storage = self._storage
         while True:
             if self._done or storage._closed:
                 self._check_live()
             try:
-                key = cursor.key()
-                if not key.startswith(prefix):
-                    return
-                value = cursor.value() if values else b""
+                item = next(pairs, None)
             except lmdb.Error as exc:
                 raise self._failed(exc) from exc
+            if item is None:
+                return
+            if values:
+                key, value = item
+            else:
+                key, value = item, b""
+            if not key.startswith(prefix):
+                return
             yield key, value
-            if self._done or storage._closed:
-                self._check_live()
-            try:
-                if not step():
-                    return
-            except lmdb.Error as exc:
-                raise self._failed(exc) from exc
 
     def _iterate(
         self,

@@ -4,7 +4,9 @@
   lookups compare in constant time. With no token configured, every client is ``admin``.
 * :class:`RateLimiter` — one token bucket per client (``rate`` calls per second, ``burst``
   calls at once); a refused call learns how long to wait.
-* :func:`read_body` — a request body within the size limit.
+* :func:`require_permission`, :func:`unauthorized` — the -32004 and -32003 errors.
+* :func:`read_body` — a request body within the size limit; :func:`too_large` — the error
+  of one beyond it (HTTP and WebSocket alike).
 * :class:`AuditLog` — one line per call on the ``commitdb.audit`` logger: method, client,
   principal (``token#N``, never the token), outcome and duration. Never params or secrets.
 """
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from rpc.jsonrpc import FORBIDDEN, INVALID_REQUEST, UNAUTHORIZED, JsonRpcError
+
 __all__ = (
     "AuditLog",
     "Permission",
@@ -30,6 +34,9 @@ __all__ = (
     "TokenTable",
     "bearer_token",
     "read_body",
+    "require_permission",
+    "too_large",
+    "unauthorized",
 )
 
 AUDIT_LOGGER = "commitdb.audit"
@@ -74,6 +81,19 @@ class Principal:
 
 
 ANONYMOUS_ADMIN = Principal("anonymous", Permission.ADMIN)
+
+
+def require_permission(principal: Principal, level: str) -> None:
+    """Raise -32004 (forbidden) unless `principal` may do `level` (read, write, admin)."""
+    needed = Permission.of_method(level)
+    if principal.permission < needed:
+        data = {"required": needed.label, "granted": principal.permission.label}
+        raise JsonRpcError(FORBIDDEN, "forbidden", data)
+
+
+def unauthorized(reason: str) -> JsonRpcError:
+    """The -32003 error, saying what is missing or wrong."""
+    return JsonRpcError(UNAUTHORIZED, "unauthorized", {"reason": reason})
 
 
 class TokenTable:
@@ -138,6 +158,13 @@ async def read_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def too_large(limit: int) -> JsonRpcError:
+    """The -32600 error of a message larger than `limit` bytes."""
+    return JsonRpcError(
+        INVALID_REQUEST, "invalid request", {"reason": "request too large", "max_bytes": limit}
+    )
 
 
 class RateLimiter:

@@ -1,47 +1,30 @@
-"""JSON-RPC 2.0 over WebSocket: sessions, lent states, subscriptions and database watchers.
+"""JSON-RPC 2.0 over WebSocket: one :class:`WsSession` per connection.
 
-A :class:`WsSession` reads messages and runs each one's calls in a task of its own, so a slow
-call never holds up a fast one; replies go out through one writer. Ids are the session's
-own: two sessions using the same ids never see each other's results.
+A session reads messages and runs each one's calls in a task of its own, so a slow call
+never holds up a fast one; replies go out through one writer. Ids are the session's own: two
+sessions using the same ids never see each other's results.
 
-The server also sends requests (ids ``"s:1"``, ``"s:2"``… never collide with the client's):
-with ``lend: true`` an attachment pool function runs against a :class:`LentState` whose
-reads are ``state.keys/has/get`` requests answered from the client's own state and whose
-mutations are ``state.set/update/…`` notifications, buffered and sent in order before each
-read and before the call returns (then a final ``state.flush`` request confirms them) — the
-design of :mod:`rpc.remote_local`, in JSON.
-
-Subscriptions (``db.subscribe``, ``events.subscribe``) each have a bounded queue: when a
-client does not keep up, events are dropped and counted, and the client is then told how
-many it missed (``db.missed`` / ``events.missed``) before the next one.
+The server also sends requests (ids ``"s:1"``, ``"s:2"``… never collide with the client's)
+and reads their replies: the reads of a lent state (:mod:`rpc.gateway.lending`). The
+session's subscriptions deliver notifications (:mod:`rpc.gateway.subscriptions`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
 import logging
-import threading
-import uuid
-from collections.abc import Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-import anyio.to_thread
 
-from commitdb.definitions import Definitions
-from commitdb.errors import ValidationError
-from commitdb.paths import Path
-from commitdb.types import Attachment, MapType, OptionalType, SetType, Type, XArrayType
-from commitdb.values import END, Key
-from rpc.errors import CallCancelledError, ConnectionClosedError
-from rpc.gateway.methods import CallContext, ServedDatabase, header_json
-from rpc.gateway.metrics import Metrics
-from rpc.json_values import describe_json, from_json, key_from_json, key_to_json, to_json
+from rpc.errors import ConnectionClosedError
+from rpc.gateway.context import CallContext
+from rpc.gateway.lending import Att as Att, LentState, PathLike as PathLike
+from rpc.gateway.security import too_large
+from rpc.gateway.subscriptions import Hub, Subscription, watch_database
 from rpc.jsonrpc import (
-    INVALID_REQUEST,
     RATE_LIMITED,
     Call,
     JsonRpcError,
@@ -59,7 +42,8 @@ if TYPE_CHECKING:
     from starlette.websockets import WebSocket
 
     from commitdb.prototypes import FunctionPrototype
-    from rpc.gateway.app import Backend, Gateway
+    from rpc.gateway.app import Gateway
+    from rpc.gateway.backends import Backend
     from rpc.gateway.security import Principal
 
 __all__ = ("Hub", "LentState", "Subscription", "WsSession", "watch_database")
@@ -67,391 +51,6 @@ __all__ = ("Hub", "LentState", "Subscription", "WsSession", "watch_database")
 log = logging.getLogger("commitdb.gateway.ws")
 
 OUTGOING_QUEUE = 64
-
-Att = Attachment | str
-PathLike = Path | str
-
-
-# --------------------------------------------------------------------------------------------
-# Lent states
-
-
-class LentState:
-    """The attachment state a pool function gets when a WebSocket client lends its own.
-
-    Runs in a worker thread: each read blocks the thread (never the event loop) until the
-    client answers; mutations are validated here, buffered, and sent in order before the
-    next read or at the end.
-    """
-
-    def __init__(
-        self, session: WsSession, definitions: Definitions, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        self._session = session
-        self._defs = definitions
-        self._loop = loop
-        self._buffer: list[str] = []
-        self._unconfirmed = False
-        self._cancelled = threading.Event()
-        self._futures: set[concurrent.futures.Future[Any]] = set()
-        self.requests = 0
-        self.notifications = 0
-
-    def definitions(self) -> Definitions:
-        """The definitions of the service."""
-        return self._defs
-
-    def cancel(self) -> None:
-        """The call was cancelled or timed out: stop at the next read or mutation."""
-        self._cancelled.set()
-        for f in list(self._futures):
-            f.cancel()
-
-    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        if self._cancelled.is_set():
-            coro.close()
-            raise CallCancelledError("the call was cancelled")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        self._futures.add(future)
-        try:
-            return future.result()
-        except concurrent.futures.CancelledError:
-            self._cancelled.set()
-            raise CallCancelledError("the call was cancelled") from None
-        finally:
-            self._futures.discard(future)
-
-    def _request(self, method: str, params: dict[str, Any]) -> Any:
-        queued, self._buffer = self._buffer, []
-        self._unconfirmed = False
-        self.requests += 1
-        return self._run(self._session.flush_and_request(queued, method, params))
-
-    def _notify(self, method: str, params: dict[str, Any]) -> None:
-        if self._cancelled.is_set():
-            raise CallCancelledError("the call was cancelled")
-        self._buffer.append(encode_json(notification(f"state.{method}", params)))
-        self._unconfirmed = True
-        self.notifications += 1
-
-    def finish(self) -> None:
-        """Send what is buffered and confirm every mutation since the last read applied."""
-        if self._unconfirmed:
-            self._request("state.flush", {})
-
-    def send_pending(self) -> None:
-        """Send what is buffered without waiting (the function failed)."""
-        queued, self._buffer = self._buffer, []
-        if queued and not self._cancelled.is_set():
-            try:
-                self._run(self._session.send_many(queued))
-            except Exception:  # the client is gone: nobody to tell
-                log.debug("could not send the pending mutations", exc_info=True)
-
-    # -- helpers --------------------------------------------------------------------------
-    def _att(self, attachment: Att) -> Attachment:
-        return self._defs.check_attachment(attachment)
-
-    def _target(self, attachment: Att, key: Key, write: bool) -> dict[str, Any]:
-        att = self._att(attachment)
-        where = f"{att.identifier} key"
-        if not isinstance(key, Key) or not att.key_type.accepts_concept(key.concept):
-            raise ValidationError(str(att.key_type), repr(key), where)
-        if write and key.is_nil:
-            raise ValidationError("a key with a valid instance id", "the nil key", where)
-        return {"attachment": att.identifier, "key": key_to_json(key)}
-
-    def _path(self, attachment: Att, path: PathLike) -> tuple[str, Type]:
-        doc = self._att(attachment).document_type
-        p = (Path.parse(path) if isinstance(path, str) else path).normalize(doc)
-        return str(p), p.resolve(doc)
-
-    def _result(self, method: str, att: Attachment) -> str:
-        return f"{method}({att.identifier}) result"
-
-    # -- reads ----------------------------------------------------------------------------
-    def keys(self, attachment: Att) -> set[Key]:
-        """Keys of the client's documents."""
-        att = self._att(attachment)
-        answer = self._request("state.keys", {"attachment": att.identifier})
-        where = self._result("state.keys", att)
-        if not isinstance(answer, list):
-            raise ValidationError("an array of keys", describe_json(answer), where)
-        return {
-            key_from_json(k, att.key_type, self._defs, f"{where}[{i}]")
-            for i, k in enumerate(answer)
-        }
-
-    def has(self, attachment: Att, key: Key) -> bool:
-        """Whether the client has the document."""
-        answer = self._request("state.has", self._target(attachment, key, False))
-        if answer is not True and answer is not False:
-            where = self._result("state.has", self._att(attachment))
-            raise ValidationError("boolean", describe_json(answer), where)
-        return answer
-
-    def get(self, attachment: Att, key: Key) -> Any:
-        """The client's document, or None."""
-        att = self._att(attachment)
-        answer = self._request("state.get", self._target(att, key, False))
-        doc = OptionalType(att.document_type)
-        return from_json(answer, doc, self._defs, self._result("state.get", att))
-
-    def enumerate(self, attachment: Att) -> list[tuple[Key, Any]]:
-        """(key, document) of the client's documents (keys, then one get each)."""
-        att = self._att(attachment)
-        found = [(k, self.get(att, k)) for k in sorted(self.keys(att))]
-        return [(k, d) for k, d in found if d is not None]
-
-    # -- mutations ------------------------------------------------------------------------
-    def set(self, attachment: Att, key: Key, value: Any) -> None:
-        """Replace (or create) the client's document."""
-        target = self._target(attachment, key, True)
-        doc = self._att(attachment).document_type
-        self._notify(
-            "set", {**target, "value": to_json(doc.check(value, target["attachment"]), doc)}
-        )
-
-    def delete(self, attachment: Att, key: Key) -> None:
-        """Delete the client's document."""
-        self._notify("delete", self._target(attachment, key, True))
-
-    def diff(self, attachment: Att, key: Key, value: Any, recursive: bool = False) -> None:
-        """Record on the client only what turns its document into `value`."""
-        target = self._target(attachment, key, True)
-        doc = self._att(attachment).document_type
-        value_json = to_json(doc.check(value, target["attachment"]), doc)
-        self._notify("diff", {**target, "value": value_json, "recursive": bool(recursive)})
-
-    def update(self, attachment: Att, key: Key, path: PathLike, value: Any) -> None:
-        """Assign at a path in the client's document."""
-        target = self._target(attachment, key, True)
-        text, t = self._path(attachment, path)
-        self._notify("update", {**target, "path": text, "value": to_json(t.check(value, text), t)})
-
-    def _container(self, op: str, attachment: Att, key: Key, path: PathLike, operand: Any) -> None:
-        target = self._target(attachment, key, True)
-        text, t = self._path(attachment, path)
-        kind = SetType if op.endswith("set") else MapType
-        if not isinstance(t, kind):
-            raise ValidationError(
-                f"a path to a {kind.kind}", f"{text} of type {t}", target["attachment"]
-            )
-        field, vt = ("entries", t) if op in ("union_in_map", "update_in_map") else ("elements", t)
-        if op == "subtract_in_map":
-            assert isinstance(t, MapType)
-            field, vt = "keys", SetType(t.key)
-        if not isinstance(operand, Mapping | set | frozenset):
-            operand = list(operand) if isinstance(operand, Iterable) else operand
-        self._notify(op, {**target, "path": text, field: to_json(vt.check(operand, text), vt)})
-
-    def union_in_set(
-        self, attachment: Att, key: Key, path: PathLike, elements: Iterable[Any]
-    ) -> None:
-        """Add elements to a set of the client's document."""
-        self._container("union_in_set", attachment, key, path, elements)
-
-    def subtract_in_set(
-        self, attachment: Att, key: Key, path: PathLike, elements: Iterable[Any]
-    ) -> None:
-        """Remove elements from a set of the client's document."""
-        self._container("subtract_in_set", attachment, key, path, elements)
-
-    def union_in_map(
-        self, attachment: Att, key: Key, path: PathLike, entries: Mapping[Any, Any]
-    ) -> None:
-        """Insert entries into a map of the client's document."""
-        self._container("union_in_map", attachment, key, path, entries)
-
-    def update_in_map(
-        self, attachment: Att, key: Key, path: PathLike, entries: Mapping[Any, Any]
-    ) -> None:
-        """Overwrite existing entries of a map of the client's document."""
-        self._container("update_in_map", attachment, key, path, entries)
-
-    def subtract_in_map(
-        self, attachment: Att, key: Key, path: PathLike, keys: Iterable[Any]
-    ) -> None:
-        """Remove entries from a map of the client's document."""
-        self._container("subtract_in_map", attachment, key, path, keys)
-
-    def _xarray(
-        self, attachment: Att, key: Key, path: PathLike
-    ) -> tuple[dict[str, Any], XArrayType]:
-        target = self._target(attachment, key, True)
-        text, t = self._path(attachment, path)
-        if not isinstance(t, XArrayType):
-            raise ValidationError(
-                "a path to an xarray", f"{text} of type {t}", target["attachment"]
-            )
-        return {**target, "path": text}, t
-
-    def insert_in_xarray(
-        self,
-        attachment: Att,
-        key: Key,
-        path: PathLike,
-        before: uuid.UUID,
-        new: uuid.UUID | None,
-        value: Any,
-    ) -> uuid.UUID:
-        """Insert before a position (END appends); returns the new position."""
-        fields, t = self._xarray(attachment, key, path)
-        new = new or uuid.uuid4()
-        if new == END:
-            raise ValidationError("a real xarray position", "END", "new")
-        before_json = "END" if before == END else str(uuid.UUID(str(before)))
-        value_json = to_json(t.element.check(value, fields["path"]), t.element)
-        self._notify(
-            "insert_in_xarray",
-            {**fields, "before": before_json, "position": str(new), "value": value_json},
-        )
-        return new
-
-    def update_in_xarray(
-        self,
-        attachment: Att,
-        key: Key,
-        path: PathLike,
-        position: uuid.UUID,
-        value: Any,
-    ) -> None:
-        """Write at a position."""
-        fields, t = self._xarray(attachment, key, path)
-        value_json = to_json(t.element.check(value, fields["path"]), t.element)
-        self._notify("update_in_xarray", {**fields, "position": str(position), "value": value_json})
-
-    def remove_in_xarray(
-        self, attachment: Att, key: Key, path: PathLike, position: uuid.UUID
-    ) -> None:
-        """Remove at a position."""
-        fields, _ = self._xarray(attachment, key, path)
-        self._notify("remove_in_xarray", {**fields, "position": str(position)})
-
-
-# --------------------------------------------------------------------------------------------
-# Subscriptions
-
-
-class Subscription:
-    """A session's subscription to a database's commits or to an event topic."""
-
-    def __init__(
-        self, session: WsSession, kind: str, name: str, size: int, metrics: Metrics
-    ) -> None:
-        self.session = session
-        self.kind = kind
-        self.name = name
-        self.metrics = metrics
-        self._send, self._receive = anyio.create_memory_object_stream[dict[str, Any]](size)
-        self.missed = 0
-        self.scope = anyio.CancelScope()
-
-    def offer(self, params: dict[str, Any]) -> None:
-        """Queue an event, or count it as missed when the queue is full."""
-        try:
-            self._send.send_nowait(params)
-        except anyio.WouldBlock:
-            self.missed += 1
-            self.metrics.missed_events += 1
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return
-
-    def depth(self) -> int:
-        """Events queued."""
-        return self._receive.statistics().current_buffer_used
-
-    async def deliver(self) -> None:
-        """Send the queued events to the client, each missed count before the next event."""
-        method = "db.commit" if self.kind == "db" else f"events.{self.name}"
-        field = "database" if self.kind == "db" else "topic"
-        with self.scope:
-            async for params in self._receive:
-                if self.missed:
-                    missed, self.missed = self.missed, 0
-                    await self.session.send_notification(
-                        f"{self.kind}.missed", {field: self.name, "missed": missed}
-                    )
-                await self.session.send_notification(method, params)
-
-    def close(self) -> None:
-        """Stop delivering."""
-        self.scope.cancel()
-        self._send.close()
-
-
-class Hub:
-    """Subscriptions by (kind, name); events are offered to each without waiting."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-        self._subs: dict[tuple[str, str], set[Subscription]] = {}
-
-    def add(self, sub: Subscription) -> None:
-        """Register a subscription."""
-        self._subs.setdefault((sub.kind, sub.name), set()).add(sub)
-
-    def remove(self, sub: Subscription) -> None:
-        """Unregister a subscription."""
-        self._subs.get((sub.kind, sub.name), set()).discard(sub)
-
-    def has(self, kind: str, name: str) -> bool:
-        """True if anyone listens."""
-        return bool(self._subs.get((kind, name)))
-
-    def publish(self, kind: str, name: str, params: dict[str, Any]) -> None:
-        """Offer an event to every subscriber."""
-        for sub in list(self._subs.get((kind, name), ())):
-            sub.offer(params)
-
-    def depth(self) -> int:
-        """Events queued over all subscriptions."""
-        return sum(s.depth() for subs in self._subs.values() for s in subs)
-
-
-def _headers(db: Any, ids: list[Any]) -> list[dict[str, Any]]:
-    return [header_json(db.commit_header(c)) for c in ids]
-
-
-async def watch_database(served: ServedDatabase, hub: Hub, poll_interval: float) -> None:
-    """Announce the new commits of a database from any writer (run as a task).
-
-    Polls the database's change counter (cheap), woken at once by the gateway's own writes.
-    A failing turn (a storage hiccup) is logged and retried at the next one.
-    """
-    db = served.db
-    cursor = [await anyio.to_thread.run_sync(db.commit_count), -1]  # next sequence, version
-    while True:
-        with anyio.move_on_after(poll_interval):
-            await served.wake.wait()
-        if served.wake.is_set():
-            served.wake = anyio.Event()
-        try:
-            await _watch_turn(served, hub, cursor)
-        except Exception:
-            log.warning("watching %s failed; retrying", served.name, exc_info=True)
-
-
-async def _watch_turn(served: ServedDatabase, hub: Hub, cursor: list[int]) -> None:
-    db = served.db
-    if not hub.has("db", served.name):
-        cursor[0] = await anyio.to_thread.run_sync(db.commit_count)  # sequences: 0..count-1
-        return
-    version = await anyio.to_thread.run_sync(db.data_version)
-    if version == cursor[1]:
-        return
-    new = await anyio.to_thread.run_sync(db.commits_since, cursor[0], 1000)
-    cursor[1] = version if len(new) < 1000 else -1  # -1: more to read at the next turn
-    if not new:
-        return
-    cursor[0] = new[-1][0] + 1
-    headers = await anyio.to_thread.run_sync(_headers, db, [c for _, c in new])
-    for h in headers:
-        hub.publish("db", served.name, {"database": served.name, "header": h})
-
-
-# --------------------------------------------------------------------------------------------
-# Sessions
 
 
 class _Waiter:
@@ -541,13 +140,7 @@ class WsSession:
                 len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
             )
             if size > limit:
-                error = JsonRpcError(
-                    INVALID_REQUEST,
-                    "invalid request",
-                    {"reason": "request too large", "max_bytes": limit},
-                )
-                self.gw._record("-", "(refused)", self.context(), error.code, 0.0)
-                await self.send_text(encode_json(error_response(None, error)))
+                await self.send_text(self.gw.refuse(too_large(limit), self.context()))
                 continue
             parsed = parse_message(data, accept_replies=True)
             calls = []

@@ -175,10 +175,9 @@ class CommitDatabaseContract:
             db.data_version,
             db.blob_ids,
             db.definitions,
-            lambda: db.commit_header(r),
             lambda: db.state(r),
             lambda: db.create_blob(b"x"),
-            lambda: db.merge_commit("x", r, r),
+            lambda: db.commit_mutations("x", CommitMutableState(db.initial_state())),
         ]
         for call in calls:
             with pytest.raises(DatabaseClosedError):

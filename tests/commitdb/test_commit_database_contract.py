@@ -7,7 +7,6 @@ The same contract runs against remote databases (TCP and Unix sockets) in
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +15,18 @@ import pytest
 from commitdb.commit_database import CommitDatabase
 from commitdb.definitions import Definitions
 from commitdb.errors import DatabaseClosedError
-from commitdb.storage import ReadTxn, Storage, WriteTxn
+from commitdb.storage import Storage
 from tests.commitdb.commit_database_contract import CommitDatabaseContract
 
 
 class _SharedMemory:
     """A second handle on a memory storage with its own ``closed`` flag, so that a peer
     connection can be closed without closing the database it shares (as two LMDB handles on
-    one file)."""
+    one file). Everything else is the shared storage's."""
 
     def __init__(self, base: Storage) -> None:
         self._base = base
         self._closed = False
-
-    def read(self) -> AbstractContextManager[ReadTxn]:
-        if self._closed:
-            raise DatabaseClosedError("the storage view was closed")
-        return self._base.read()
-
-    def write(self) -> AbstractContextManager[WriteTxn]:
-        if self._closed:
-            raise DatabaseClosedError("the storage view was closed")
-        return self._base.write()
 
     def close(self) -> None:
         self._closed = True
@@ -46,21 +35,17 @@ class _SharedMemory:
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def readonly(self) -> bool:
-        return self._base.readonly
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._base, name)
+        if not callable(found):
+            return found
 
-    @property
-    def path(self) -> str:
-        return self._base.path
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if self._closed:
+                raise DatabaseClosedError("the storage view was closed")
+            return found(*args, **kwargs)
 
-    @property
-    def in_memory(self) -> bool:
-        return self._base.in_memory
-
-    @property
-    def tables(self) -> tuple[str, ...]:
-        return self._base.tables
+        return checked
 
 
 class LocalCommitFactory:

@@ -434,7 +434,13 @@ def test_sync_against_a_served_database(tmp_path: Path, dsm: Path, s: Schema) ->
         assert "the server has no commit database named 'main'" in fails(
             "sync", local, f"{server.endpoint}#main"
         )
+        # a clone: an empty database (no definitions either) fetches everything
+        ok("init", tmp_path / "clone")
+        out = ok("sync", tmp_path / "clone", f"{server.endpoint}#far", "--mode", "fetch")
+        assert out.startswith("fetch: 4 commits (") and ", 1 blob (9 B), " in out
+        assert "definitions added" in out
     assert_in_sync(local, far)
+    assert_in_sync(tmp_path / "clone", far)
 
 
 def test_sync_loop_stops_after_max_rounds(tmp_path: Path, dsm: Path, s: Schema) -> None:
@@ -447,6 +453,18 @@ def test_sync_loop_stops_after_max_rounds(tmp_path: Path, dsm: Path, s: Schema) 
     two = ok("sync", local, far, "--max-rounds", "2", "--interval", "0").splitlines()
     assert [line.split(":")[0] for line in two] == ["round 1", "round 2"]
     assert_in_sync(local, far)
+
+
+def test_sync_loop_reports_failed_rounds_and_retries(tmp_path: Path, dsm: Path, s: Schema) -> None:
+    local, _ = two_sides(tmp_path, dsm, s)
+    result = run("sync", local, "tcp://127.0.0.1:1#main", "--max-rounds", "2", "--interval", "0")
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert [line.split(": ")[0:2] for line in lines] == [
+        ["round 1", "failed"],
+        ["round 2", "failed"],
+    ]
+    assert all("cannot open tcp://127.0.0.1:1#main: " in line for line in lines)
 
 
 def test_sync_loop_stops_on_sigterm_and_picks_up_new_commits(

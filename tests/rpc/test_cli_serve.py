@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import threading
 from collections.abc import Callable
@@ -168,10 +166,15 @@ def doc_blocks() -> dict[str, str]:
 
 
 def run_block(code: str, url: str) -> list[str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code.replace("tcp://127.0.0.1:54321", url), "doc", "exec"), {})
-    return out.getvalue().splitlines()
+    """Run a block with `print` collecting its lines (thread-safe, unlike redirecting
+    sys.stdout)."""
+    lines: list[str] = []
+
+    def collect(*args: object) -> None:
+        lines.append(" ".join(str(a) for a in args))
+
+    exec(compile(code.replace("tcp://127.0.0.1:54321", url), "doc", "exec"), {"print": collect})
+    return lines
 
 
 def test_the_walkthrough_runs(
@@ -191,7 +194,7 @@ def test_the_walkthrough_runs(
     assert created.exit_code == 0, created.output
     assert "created commit database server/inventory.cdb (1 attachments" in created.output
     assert runner.invoke(main, ["init", "replica/inventory.cdb"]).exit_code == 0
-    server = db_server([f"inventory={tmp_path / 'server' / 'inventory.cdb'}"])
+    server = db_server([f"inventory={tmp_path / 'server' / 'inventory.cdb'}"], "-v")
     blocks = doc_blocks()
 
     assert run_block(blocks["client.py"], server.url) == [
@@ -217,13 +220,13 @@ def test_the_walkthrough_runs(
             errors.append(exc)
 
     mark = len(server.lines)
-    with contextlib.redirect_stdout(io.StringIO()):  # redirect_stdout is process-wide
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        server.wait_for_line(r"subscribed to inventory", mark)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    server.wait_for_line(r"subscribed to inventory", mark)
     run_block(blocks["more_commits.py"], server.url)
     watcher.join(60)
     assert errors == [] and not watcher.is_alive()
     assert watched[0] == "watching from commit number 2"
-    assert [line.split()[::2] for line in watched[1:]] == [["2", "restock"], ["3", "watching"]]
+    seqs_and_labels = [(seq, label) for seq, _, label in (x.split(maxsplit=2) for x in watched[1:])]
+    assert seqs_and_labels == [("2", "restock"), ("3", "stop watching")]
     run_block(blocks["callback.py"], server.url)

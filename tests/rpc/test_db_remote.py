@@ -545,3 +545,150 @@ def test_reads_proceed_while_a_write_is_in_progress(
     finally:
         holder.kill()
         holder.communicate(timeout=WAIT)
+
+
+def test_one_remote_shared_by_threads(
+    db_server: Callable[..., DbServerProcess], paths: dict[str, Path], s: Schema
+) -> None:
+    server = db_server([f"main={paths['main']}"])
+    received: list[CommitId] = []
+    arrived = threading.Condition()
+
+    def collect(event: Any) -> None:
+        if isinstance(event, CommitEvent):
+            with arrived:
+                received.append(event.commit_id)
+                arrived.notify_all()
+
+    with CommitDatabaseRemote.connect(server.url, "main") as db:
+        root = commit_counter(db, s, None, 0)
+        blob = db.create_blob(b"shared")
+        sub = db.subscribe(collect)  # a helper thread reads the socket while idle
+        errors: list[BaseException] = []
+        made: list[list[CommitId]] = [[] for _ in range(4)]
+
+        def work(index: int) -> None:
+            key = Key(s.k1.concept, uuid.UUID(int=index + 1))
+            try:
+                head = root
+                for n in range(20):
+                    head = commit_counter(db, s, head, n, key)
+                    made[index].append(head)
+                    assert db.state(head).get(s.counter, key) == n
+                    assert db.blob(blob) == b"shared"
+                    assert db.commit_exists(head)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        everything = {c for chain in made for c in chain}
+        last = commit_counter(db, s, root, 99)
+        with arrived:  # the events of the 81 commits are on their way
+            assert arrived.wait_for(lambda: last in received, WAIT)
+        sub.close()
+        assert set(received) == everything | {last}
+        assert db.commit_count() == 1 + 80 + 1
+
+
+def random_history(db: Any, s: Schema, seed: int, commits: int) -> list[CommitId]:
+    """A chain of random sets, updates, unions and deletes over a few documents."""
+    import random
+
+    rng = random.Random(seed)
+    keys = [Key(s.k1.concept, uuid.UUID(int=i + 1)) for i in range(6)]
+    head: CommitId | None = None
+    chain = []
+    for _ in range(commits):
+        ms = CommitMutableState(db.state(head))
+        for _ in range(rng.randint(1, 4)):
+            key = rng.choice(keys)
+            roll = rng.random()
+            if roll < 0.35:
+                ms.set(s.nums, key, {rng.randint(0, 9) for _ in range(3)})
+            elif roll < 0.55 and ms.has(s.nums, key):
+                ms.union_in_set(s.nums, key, ".", {rng.randint(10, 19)})
+            elif roll < 0.7:
+                ms.delete(s.nums, key)
+            elif roll < 0.85:
+                ms.set(s.counter, key, rng.randint(-5, 5))
+            else:
+                ms.set(s.opt, key, None if rng.random() < 0.5 else s.point(1, 2))
+        head = db.commit_mutations("random", ms)
+        chain.append(head)
+    return chain
+
+
+def test_cached_states_agree_with_a_fresh_connection(
+    db_server: Callable[..., DbServerProcess], paths: dict[str, Path], s: Schema
+) -> None:
+    server = db_server([f"main={paths['main']}", "--no-durable"])
+    with (
+        CommitDatabaseRemote.connect(server.url, "main") as db,
+        CommitDatabaseRemote.connect(server.url, "main") as fresh,
+    ):
+        chain = random_history(db, s, seed=7, commits=60)  # every state seeded by its commit
+        atts = (s.nums, s.counter, s.opt)
+        for c in chain:
+            mine, theirs = db.state(c), fresh.state(c)
+            for att in atts:
+                assert mine.keys(att) == theirs.keys(att)
+                for key in [Key(s.k1.concept, uuid.UUID(int=i + 1)) for i in range(6)]:
+                    assert mine.has(att, key) == theirs.has(att, key)
+                    assert mine.get(att, key) == theirs.get(att, key)
+                assert mine.enumerate(att) == theirs.enumerate(att)
+    assert server.stop() == 0
+    with CommitDatabase.open(paths["main"], readonly=True) as local:
+        with CommitDatabaseRemote.connect(
+            db_server([f"main={paths['main']}"]).url, "main"
+        ) as again:
+            for c in chain[::7]:
+                for att in (s.nums, s.counter, s.opt):
+                    assert again.state(c).enumerate(att) == local.state(c).enumerate(att)
+
+
+def test_a_call_timeout(
+    db_server: Callable[..., DbServerProcess], paths: dict[str, Path], s: Schema
+) -> None:
+    from rpc.errors import CallTimeoutError
+
+    server = db_server([f"main={paths['main']}"], "-vv")
+    holder = run_child(HOLD_WRITE_LOCK, str(paths["main"]))
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with CommitDatabaseRemote.connect(server.url, "main", timeout=0.5) as db:
+            with pytest.raises(CallTimeoutError):  # the write cannot get the lock
+                commit_counter(db, s, None, 1)
+            assert db.commit_count() == 0  # the connection goes on
+            holder.stdin.write("go\n")
+            holder.stdin.flush()
+            assert holder.stdout.readline().strip() == "released"
+            head = commit_counter(db, s, None, 1)  # the same commit: stored once
+            assert db.commit_count() == 1 and db.commit_exists(head)
+    finally:
+        holder.kill()
+        holder.communicate(timeout=WAIT)
+
+
+def test_blobs_larger_than_a_frame(
+    db_server: Callable[..., DbServerProcess], paths: dict[str, Path], tuto: Tuto
+) -> None:
+    server = db_server([f"main={paths['main']}", f"notes={paths['notes']}", "--no-durable"])
+    data = os.urandom(1 << 20) * 70  # 70 MiB: more than one 64 MiB frame
+    with CommitDatabaseRemote.connect(server.url, "main") as db:
+        blob_id = db.create_blob(data)
+        assert db.blob_info(blob_id).size == len(data)  # type: ignore[union-attr]
+        assert db.blob(blob_id) == data
+        assert db.read_blob(blob_id, 10, len(data) - 10) == data[-10:]
+    with DatabaseRemote.connect(server.url, "notes") as flat:
+        with pytest.raises(TransactionError):
+            flat.create_blob(data)
+        with flat.transaction():
+            staged = flat.create_blob(data)
+            assert flat.blob(staged) == data  # staged in the transaction
+        assert flat.blob(staged) == data

@@ -483,15 +483,21 @@ async def test_shutdown_lets_calls_in_flight_finish(service: Service) -> None:
         assert result == [0.3]
 
 
-async def test_half_open_connections_do_not_delay_shutdown(service: Service) -> None:
-    async with anyio.create_task_group():
-        with anyio.fail_after(30):  # a liveness bound: the handshake timeout is 600 s
-            async with RPCServer(service, handshake_timeout=600) as server:
-                ep = await server.listen("tcp://127.0.0.1:0")
-                silent = await anyio.connect_tcp(ep.host, ep.port)  # never says hello
-                async with ServiceRemote.connect(str(ep)) as remote:
-                    assert await remote.ping() == "pong"
-            await silent.aclose()
+@pytest.mark.parametrize("scheme", ["tcp", "tls"])
+async def test_half_open_connections_do_not_delay_shutdown(
+    scheme: str, service: Service, pki: PKI
+) -> None:
+    server_ctx, client_ctx = tls_contexts(pki)
+    ctx = server_ctx if scheme == "tls" else None
+    with anyio.fail_after(30):  # a liveness bound: the handshake timeout is 600 s
+        async with RPCServer(service, handshake_timeout=600, ssl_context=ctx) as server:
+            ep = await server.listen(f"{scheme}://127.0.0.1:0")
+            silent = await anyio.connect_tcp(ep.host, ep.port)  # no hello, no TLS handshake
+            async with ServiceRemote.connect(
+                str(ep), ssl_context=client_ctx if ctx else None
+            ) as remote:
+                assert await remote.ping() == "pong"
+        await silent.aclose()
 
 
 async def test_connections_are_tracked_and_closed_with_the_server(service: Service) -> None:
