@@ -68,28 +68,59 @@ class Figure:
         return self.value >= self.target if self.higher_is_better else self.value <= self.target
 
 
-def _summary(samples_ns: list[int]) -> dict[str, float]:
-    """p50/p90/p99/mean in microseconds."""
-    us = sorted(s / 1000 for s in samples_ns)
+#: The gateway process whose CPU time is sampled (set by ``main`` when it starts one).
+SERVER_PID: int | None = None
+
+
+def server_cpu() -> float | None:
+    """CPU seconds (user + system) the gateway process has used, if known (Linux /proc)."""
+    if SERVER_PID is None:
+        return None
+    try:
+        fields = Path(f"/proc/{SERVER_PID}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Samples:
+    """Per-call wall times, and the CPU both processes spent during the measured calls."""
+
+    wall_ns: list[int]
+    server_cpu_s: float | None
+    client_cpu_s: float
+
+
+def _summary(samples: Samples, calls_per_sample: int = 1) -> dict[str, float]:
+    """p50/p90/p99/mean in microseconds, plus CPU microseconds per call (server, client)."""
+    us = sorted(s / 1000 for s in samples.wall_ns)
     n = len(us)
-    return {
+    out = {
         "p50_us": us[n // 2],
         "p90_us": us[int(n * 0.9)],
         "p99_us": us[min(n - 1, int(n * 0.99))],
         "mean_us": statistics.fmean(us),
         "n": float(n),
+        "client_cpu_us_per_call": samples.client_cpu_s * 1e6 / (n * calls_per_sample),
     }
+    if samples.server_cpu_s is not None:
+        out["server_cpu_us_per_call"] = samples.server_cpu_s * 1e6 / (n * calls_per_sample)
+    return out
 
 
-async def _timed(fn: Callable[[], Awaitable[Any]], warmup: int, calls: int) -> list[int]:
+async def _timed(fn: Callable[[], Awaitable[Any]], warmup: int, calls: int) -> Samples:
     for _ in range(warmup):
         await fn()
     samples = []
+    cpu0, client0 = server_cpu(), time.process_time()
     for _ in range(calls):
         t0 = time.perf_counter_ns()
         await fn()
         samples.append(time.perf_counter_ns() - t0)
-    return samples
+    cpu1, client1 = server_cpu(), time.process_time()
+    server = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    return Samples(samples, server, client1 - client0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,22 +246,31 @@ async def http_throughput(url: str, clients: int, calls_each: int) -> Figure:
             for i in range(calls_each):
                 await c.post(_add_request(i))
 
+        cpu0, client0 = server_cpu(), time.process_time()
         t0 = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for c in conns:
                 tg.start_soon(worker, c)
         elapsed = time.perf_counter() - t0
+        cpu1, client1 = server_cpu(), time.process_time()
     finally:
         for c in conns:
             await c.aclose()
     total = clients * calls_each
+    detail = {
+        "calls": float(total),
+        "seconds": elapsed,
+        "client_cpu_us_per_call": (client1 - client0) * 1e6 / total,
+    }
+    if cpu0 is not None and cpu1 is not None:
+        detail["server_cpu_us_per_call"] = (cpu1 - cpu0) * 1e6 / total
     return Figure(
         f"http throughput, {clients} concurrent clients",
         total / elapsed,
         "calls/s",
         3000.0,
         higher_is_better=True,
-        detail={"calls": float(total), "seconds": elapsed},
+        detail=detail,
     )
 
 
@@ -245,7 +285,7 @@ async def batch_latency(
             out = await gw.batch(items)
             assert len(out) == size
 
-        client = _summary(await _timed(one, warmup, rounds))
+        client = _summary(await _timed(one, warmup, rounds), size)
     host, port = _host_port(url)
     raw = RawHTTP(host, port)
     await raw.connect()
@@ -257,17 +297,21 @@ async def batch_latency(
         async def bare_call() -> None:
             await raw.post(body)
 
-        bare = _summary(await _timed(bare_call, warmup, rounds))
+        bare = _summary(await _timed(bare_call, warmup, rounds), size)
     finally:
         await raw.aclose()
-    to_ms = {k: (v / 1000 if k != "n" else v) for k, v in client.items()}
-    to_ms_raw = {k: (v / 1000 if k != "n" else v) for k, v in bare.items()}
+    to_ms = {_ms(k): (v / 1000 if k.endswith("_us") else v) for k, v in client.items()}
+    to_ms_raw = {_ms(k): (v / 1000 if k.endswith("_us") else v) for k, v in bare.items()}
     return (
-        Figure(f"batch of {size} p50 (GatewayClient)", to_ms["p50_us"], "ms", 10.0, detail=to_ms),
+        Figure(f"batch of {size} p50 (GatewayClient)", to_ms["p50_ms"], "ms", 10.0, detail=to_ms),
         Figure(
-            f"batch of {size} p50 (raw HTTP/1.1)", to_ms_raw["p50_us"], "ms", 10.0, detail=to_ms_raw
+            f"batch of {size} p50 (raw HTTP/1.1)", to_ms_raw["p50_ms"], "ms", 10.0, detail=to_ms_raw
         ),
     )
+
+
+def _ms(key: str) -> str:
+    return key[:-3] + "_ms" if key.endswith("_us") else key
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -325,8 +369,8 @@ async def run(url: str, calls: int) -> list[Figure]:
 def markdown(figures: list[Figure], load: tuple[float, float], command: str) -> str:
     """The results table."""
     lines = [
-        "| figure | value | target | met | p90 / p99 |",
-        "|---|---|---|---|---|",
+        "| figure | value | target | met | p90 / p99 | CPU µs per call: gateway / client |",
+        "|---|---|---|---|---|---|",
     ]
     for f in figures:
         target = (
@@ -338,7 +382,14 @@ def markdown(figures: list[Figure], load: tuple[float, float], command: str) -> 
         tail = ""
         if "p90_us" in f.detail:
             tail = f"{f.detail['p90_us']:.0f} / {f.detail['p99_us']:.0f} {f.unit}"
-        lines.append(f"| {f.name} | {f.value:,.1f} {f.unit} | {target} | {met} | {tail} |")
+        elif "p90_ms" in f.detail:
+            tail = f"{f.detail['p90_ms']:.1f} / {f.detail['p99_ms']:.1f} {f.unit}"
+        server = f.detail.get("server_cpu_us_per_call")
+        cpu = (
+            f"{'?' if server is None else f'{server:.0f}'} / "
+            f"{f.detail.get('client_cpu_us_per_call', 0):.0f}"
+        )
+        lines.append(f"| {f.name} | {f.value:,.1f} {f.unit} | {target} | {met} | {tail} | {cpu} |")
     lines += [
         "",
         f"Load average before/after: {load[0]:.2f} / {load[1]:.2f}. Command: `{command}`.",
@@ -356,9 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     proc = None
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        global SERVER_PID
         url = args.url
         if url is None:
             proc, url = start_gateway(Path(tmp))
+            SERVER_PID = proc.pid
         try:
             figures = anyio.run(run, url, args.calls)
         finally:

@@ -76,14 +76,17 @@ if TYPE_CHECKING:
 
 __all__ = (
     "decode",
+    "decode_trusted",
     "decode_type",
     "encode",
     "encode_type",
     "from_wire",
+    "may_hold_blob_ids",
     "pack",
     "to_wire",
     "unpack",
     "validated_copy",
+    "validated_encoding",
 )
 
 _packer_opts: dict[str, Any] = {"use_bin_type": True, "use_single_float": False}
@@ -571,15 +574,71 @@ def to_wire(value: Any, t: Type) -> Any:
         raise ValidationError(str(t), f"a value that does not normalize ({value!r})") from None
 
 
-def validated_copy(value: Any, t: Type, where: str = "") -> Any:
-    """Validate `value` against `t` and return a normalized copy sharing nothing mutable."""
+def validated_copy(value: Any, t: Type, where: str | Callable[[], str] = "") -> Any:
+    """Validate `value` against `t` and return a normalized copy sharing nothing mutable.
+
+    `where` locates a refused value in the error; it may be a function, called only then.
+    """
     from commitdb.copier import copier
 
     try:
         encoder(t)(value)
     except _NotCanonical:
-        return t.check(value, where)  # check builds fresh containers
+        # check builds fresh containers
+        return t.check(value, where() if callable(where) else where)
     return copier(t)(value)
+
+
+def validated_encoding(
+    value: Any, t: Type, where: str | Callable[[], str] = "", copy: bool = True
+) -> tuple[Any, bytes]:
+    """Validate `value` against `t`; return a normalized copy sharing nothing mutable and its
+    canonical bytes (what :func:`validated_copy` then :func:`encode` give, encoding once).
+
+    `where` locates a refused value in the error; it may be a function, called only then.
+    With ``copy=False`` the copy is not made (None is returned in its place). A value msgpack
+    cannot pack raises as :func:`pack` does.
+    """
+    from commitdb.copier import copier
+
+    enc = t._enc
+    if enc is None:
+        enc = encoder(t)
+    try:
+        w = enc(value)
+    except _NotCanonical:
+        normalized = t.check(value, where() if callable(where) else where)  # fresh containers
+        return normalized, _packb(to_wire(normalized, t))
+    return copier(t)(value) if copy else None, _packb(w)
+
+
+_BLOB_HOLDERS: dict[int, tuple[Type, bool]] = {}
+
+
+def may_hold_blob_ids(t: Type) -> bool:
+    """Whether a value of type `t` can contain a ``blob_id`` (``any`` may hold anything).
+
+    Type-driven and cached per type object: values of other types need no walk to find the
+    blobs they reference.
+    """
+    hit = _BLOB_HOLDERS.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    found = _holds_blob_ids(t, set())
+    if len(_BLOB_HOLDERS) >= _SHARED_LIMIT:
+        _BLOB_HOLDERS.clear()
+    _BLOB_HOLDERS[id(t)] = (t, found)  # the type is kept: its id stays unique
+    return found
+
+
+def _holds_blob_ids(t: Type, seen: set[uuid.UUID]) -> bool:
+    if isinstance(t, BlobIdType | AnyType):
+        return True
+    if isinstance(t, NamedType):
+        if t.runtime_id in seen:
+            return False
+        seen.add(t.runtime_id)
+    return any(_holds_blob_ids(child, seen) for child in t.children())
 
 
 def encode(value: Any, t: Type) -> bytes:
@@ -1034,6 +1093,7 @@ def _struct_decoder(t: StructureType) -> Decoder:
             + "\n    return o\n"
         )
         exec(src, env)
+        env["dec_struct"].value_class = cls  # what it builds (see decode_trusted)
         resolved.append(env["dec_struct"])
         t._dec = resolved[0]
         if _rid_determined(t) and len(_decoders) < _SHARED_LIMIT:
@@ -1043,6 +1103,7 @@ def _struct_decoder(t: StructureType) -> Decoder:
     def dec_struct_first(w: Any, d: Definitions | None) -> Any:
         return (resolved[0] if resolved else resolve())(w, d)
 
+    dec_struct_first.value_class = cls  # type: ignore[attr-defined]
     return dec_struct_first
 
 
@@ -1140,3 +1201,168 @@ def decode(
         raise
     except _DECODE_FAILURES as exc:
         raise DecodeError(f"not a canonical {t}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Trusted decoding: bytes commitdb encoded itself
+
+
+def decode_trusted(
+    data: bytes | bytearray | memoryview, t: Type, definitions: Definitions | None = None
+) -> Any:
+    """Decode canonical bytes that commitdb itself encoded and stored (the snapshots of the
+    commit engine, the documents of a flat database).
+
+    The value is rebuilt following the wire form of `t` without the per-element checks of
+    :func:`decode` (element types, integer ranges, duplicates), which cost as much as the
+    rebuilding: they guard against bytes from elsewhere, and these were checked when they
+    were encoded. Anything that does not fit the expected shape makes it decode again with
+    :func:`decode`, which raises the precise :class:`DecodeError`. Bytes altered outside
+    commitdb may decode to a value that does not match `t` instead of raising.
+    """
+    try:
+        w = msgpack.unpackb(data)
+        hit = _trusted.get(id(t))
+        dec = hit[1] if hit is not None and hit[0] is t else trusted_decoder(t)
+        return dec(w, definitions)
+    except Exception:  # any misfit: decode the checked way (and raise what it raises)
+        return decode(data, t, definitions)
+
+
+_trusted: dict[int, tuple[Type, Decoder]] = {}
+
+
+def _same_wire(w: Any, d: Definitions | None) -> Any:
+    return w
+
+
+def trusted_decoder(t: Type) -> Decoder:
+    """The compiled decoder of :func:`decode_trusted` for a type (per type object)."""
+    hit = _trusted.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    if isinstance(t, StructureType):
+        # registered before its fields are compiled: a recursive type finds itself
+        dec = _trusted_struct(t)
+        _remember_trusted(t, dec)
+        return dec
+    dec = _build_trusted(t)
+    _remember_trusted(t, dec)
+    return dec
+
+
+def _remember_trusted(t: Type, dec: Decoder) -> None:
+    if len(_trusted) >= _SHARED_LIMIT:
+        _trusted.clear()
+    _trusted[id(t)] = (t, dec)  # the type is kept: its id stays unique
+
+
+def _build_trusted(t: Type) -> Decoder:
+    if isinstance(t, BoolType | IntType | FloatType | DoubleType | StringType | BlobType):
+        return _same_wire
+    if isinstance(t, VoidType):
+        return _same_wire
+    if isinstance(t, UUIDType):
+        return lambda w, d: uuid.UUID(bytes=w)
+    if isinstance(t, BlobIdType | CommitIdType):
+        cls = BlobId if isinstance(t, BlobIdType) else CommitId
+        return lambda w, d: cls(w)
+    if isinstance(t, EnumerationType):
+        cases = t.cases
+        return lambda w, d: cases[w]
+    if isinstance(t, VectorType):
+        el = trusted_decoder(t.element)
+        if el is _same_wire:
+            return _same_wire  # the list msgpack just built
+        return lambda w, d: [el(x, d) for x in w]
+    if isinstance(t, VecType | MatType):
+        el = trusted_decoder(t.element)
+        if el is _same_wire:
+            return lambda w, d: tuple(w)
+        return lambda w, d: tuple([el(x, d) for x in w])
+    if isinstance(t, SetType):
+        el = trusted_decoder(t.element)
+        if el is _same_wire:
+            return lambda w, d: set(w)
+        return lambda w, d: {el(x, d) for x in w}
+    if isinstance(t, MapType):
+        kd = trusted_decoder(t.key)
+        vd = trusted_decoder(t.value)
+        if kd is _same_wire and vd is _same_wire:
+
+            def dec_map_plain(w: Any, d: Definitions | None) -> Any:
+                it = iter(w)
+                return dict(zip(it, it, strict=False))
+
+            return dec_map_plain
+        return lambda w, d: {kd(w[i], d): vd(w[i + 1], d) for i in range(0, len(w), 2)}
+    if isinstance(t, OptionalType):
+        inner = trusted_decoder(t.element)
+        if _may_be_nil(t.element):
+            return lambda w, d: inner(w[0], d) if w else None
+        return lambda w, d: None if w is None else inner(w, d)
+    if isinstance(t, XArrayType):
+        return _trusted_xarray(t)
+    # key, tuple, variant, any: the checked decoder (their checks are part of the decoding)
+    return decoder(t)
+
+
+def _trusted_xarray(t: XArrayType) -> Decoder:
+    el = trusted_decoder(t.element)
+    new_xarray = XArray.__new__
+
+    def dec_xarray_trusted(w: Any, d: Definitions | None) -> Any:
+        order, live, tombs = w
+        if tombs:
+            dead = set(tombs)
+            live_order = [p for i, p in enumerate(order) if i not in dead]
+        else:
+            live_order = order
+        if el is _same_wire:
+            values = dict(zip(live_order, live, strict=False))
+        else:
+            values = {p: el(x, d) for p, x in zip(live_order, live, strict=False)}
+        xa = new_xarray(XArray)
+        xa._order = order
+        xa._values = values
+        return xa
+
+    return dec_xarray_trusted
+
+
+def _trusted_struct(t: StructureType) -> Decoder:
+    # Generated code, as for the checked decoder: fields whose wire form is their value are
+    # stored as they come, with no call.
+    names = [f.name for f in t.fields]
+    env: dict[str, Any] = {"new": object.__new__}
+    resolved: list[Decoder] = []
+
+    def resolve() -> Decoder:
+        # The class the checked decoder builds (it is shared by runtime id, so it may be
+        # another type object's): both decoders give values of the same class.
+        env["cls"] = getattr(decoder(t), "value_class", t.value_class)
+        lines = []
+        for i, (name, f) in enumerate(zip(names, t.fields, strict=True)):
+            dec = trusted_decoder(f.type)
+            if dec is _same_wire:
+                lines.append(_set_attr("o", name, f"w{i}"))
+            else:
+                env[f"d{i}"] = dec
+                lines.append(_set_attr("o", name, f"d{i}(w{i}, d)"))
+        unpacked = "".join(f"w{i}, " for i in range(len(names)))
+        src = (
+            "def dec_struct_trusted(w, d):\n"
+            + (f"    {unpacked}= w\n" if names else "    if w:\n        raise ValueError\n")
+            + "    o = new(cls)\n"
+            + "\n".join(lines)
+            + "\n    return o\n"
+        )
+        exec(src, env)
+        resolved.append(env["dec_struct_trusted"])
+        _remember_trusted(t, resolved[0])
+        return resolved[0]
+
+    def dec_struct_trusted_first(w: Any, d: Definitions | None) -> Any:
+        return (resolved[0] if resolved else resolve())(w, d)
+
+    return dec_struct_trusted_first

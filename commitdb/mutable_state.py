@@ -10,10 +10,18 @@ mutation or a second commit raises instead of silently forking a sibling head.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from commitdb.codec import encode, pack, unpack, validated_copy
+from commitdb.codec import (
+    decode_trusted,
+    encode,
+    may_hold_blob_ids,
+    pack,
+    unpack,
+    validated_copy,
+    validated_encoding,
+)
 from commitdb.copier import copier
 from commitdb.definitions import Definitions
 from commitdb.errors import (
@@ -55,18 +63,32 @@ __all__ = ("CommitMutableState",)
 
 PathLike = Path | str
 _MISSING = object()
+_CACHE_LIMIT = 1024
+_SET_PREFIX = b"\x92\x00"  # msgpack [DOCUMENT_SET, ...]: what an encoded value follows
+
+
+_ENCODED: Any = object()
+"""The working value of a document set whole: known by its encoding until it is read."""
+
+_ENCODED_SET = Op(OpKind.DOCUMENT_SET)  # shared: an opcode object is never changed
 
 
 class _Doc:
-    """A document of the working copy with what the commit will need to store about it."""
+    """A document of the working copy with what the commit will need to store about it.
 
-    __slots__ = ("all_enabled", "att", "history", "ops", "touches", "value")
+    A document set whole keeps only the canonical bytes of its new value (``value`` is
+    ``_ENCODED``, ``encoded`` the bytes): they are the opcode's payload and the snapshot, and
+    the value is decoded only if the working copy is read or changed further.
+    """
+
+    __slots__ = ("all_enabled", "att", "encoded", "history", "ops", "touches", "value")
 
     def __init__(
         self, att: Attachment, value: Any, touches: int, all_enabled: bool, history: int | None
     ) -> None:
         self.att = att
         self.value = value
+        self.encoded: bytes | None = None
         self.touches = touches
         self.all_enabled = all_enabled
         self.history = history
@@ -81,6 +103,10 @@ class CommitMutableState:
         self._defs: Definitions = base.definitions()
         self._docs: dict[DocAddress, _Doc] = {}
         self._sealed: CommitId | None = None
+        # id(caller's attachment object) -> (that object, the registered attachment)
+        self._atts: dict[int, tuple[object, Attachment]] = {}
+        # id(attachment) -> (attachment, {id(concept): (concept, address prefix)})
+        self._prefixes: dict[int, tuple[Attachment, dict[int, tuple[Any, bytes]]]] = {}
 
     # -- identity and reads ---------------------------------------------------------------
     def commit_state(self) -> CommitState:
@@ -112,15 +138,28 @@ class CommitMutableState:
         return f"<CommitMutableState on {self._base!r}, {len(self.mutations())} opcodes>"
 
     def _attachment(self, attachment: Attachment | str | uuid.UUID) -> Attachment:
+        hit = self._atts.get(id(attachment))
+        if hit is not None and hit[0] is attachment:
+            return hit[1]
         try:
-            return self._defs.check_attachment(attachment)
+            att = self._defs.check_attachment(attachment)
         except UnknownAttachmentError:
             fresh = self._base.database().definitions()
             att = fresh.check_attachment(attachment)
             self._defs = fresh
-            return att
+        if len(self._atts) >= _CACHE_LIMIT:
+            self._atts.clear()
+        self._atts[id(attachment)] = (attachment, att)
+        return att
 
     def _address(self, att: Attachment, key: object, *, write: bool) -> tuple[DocAddress, Key]:
+        if type(key) is Key:
+            # a concept already accepted for this attachment: only the nil check is left
+            cached = self._prefixes.get(id(att))
+            if cached is not None and cached[0] is att:
+                hit = cached[1].get(id(key.concept))
+                if hit is not None and hit[0] is key.concept and (key.id.int or not write):
+                    return hit[1] + key.id.bytes, key
         where = f"{att.identifier} key"
         if not isinstance(key, Key):
             raise ValidationError(str(att.key_type), f"{type(key).__name__} {key!r}", where)
@@ -128,13 +167,29 @@ class CommitMutableState:
             raise ValidationError(str(att.key_type), f"key of {key.concept}", where)
         if write and key.is_nil:
             raise ValidationError("a key with a valid instance id", "the nil key", where)
-        return att.runtime_id.bytes + key.concept.runtime_id.bytes + key.id.bytes, key
+        prefix = att.runtime_id.bytes + key.concept.runtime_id.bytes
+        cached = self._prefixes.get(id(att))
+        if cached is None or cached[0] is not att or len(cached[1]) >= _CACHE_LIMIT:
+            if len(self._prefixes) >= _CACHE_LIMIT:
+                self._prefixes.clear()
+            cached = self._prefixes[id(att)] = (att, {})
+        cached[1][id(key.concept)] = (key.concept, prefix)
+        return prefix + key.id.bytes, key
 
     def _current(self, att: Attachment, address: DocAddress) -> Any:
         d = self._docs.get(address)
         if d is not None:
-            return d.value
+            return self._materialize(d)
         return self._base._resolve(address, att).value
+
+    def _materialize(self, d: _Doc) -> Any:
+        """The working value of a document (decoded now if it was only encoded)."""
+        v = d.value
+        if v is _ENCODED:
+            assert d.encoded is not None
+            v = d.value = decode_trusted(d.encoded, d.att.document_type, self._defs)
+            d.encoded = None
+        return v
 
     def get(self, attachment: Attachment | str, key: Key) -> Any:
         """A copy of the document in the working copy, or None."""
@@ -147,7 +202,10 @@ class CommitMutableState:
         """True if the document exists in the working copy."""
         att = self._attachment(attachment)
         address, _ = self._address(att, key, write=False)
-        return self._current(att, address) is not ABSENT
+        d = self._docs.get(address)
+        if d is not None:
+            return d.value is not ABSENT
+        return self._base._resolve(address, att).value is not ABSENT
 
     def keys(self, attachment: Attachment | str) -> set[Key]:
         """Keys of existing documents in the working copy."""
@@ -184,28 +242,53 @@ class CommitMutableState:
         return prog
 
     # -- recording ------------------------------------------------------------------------
-    def _doc(self, att: Attachment, address: DocAddress) -> _Doc:
+    def _doc(self, att: Attachment, address: DocAddress, resets: bool = False) -> _Doc:
         d = self._docs.get(address)
         if d is None:
             r = self._base._resolve(address, att)
-            value = r.value if r.value is ABSENT else copier(att.document_type)(r.value)
+            if resets:
+                value = ABSENT  # replaced by the opcode at once: no need to materialize it
+            else:
+                value = r.value if r.value is ABSENT else copier(att.document_type)(r.value)
             d = _Doc(att, value, r.touches, r.all_enabled, r.history())
             self._docs[address] = d
         return d
 
-    def _record(self, att: Attachment, address: DocAddress, op: Op) -> None:
+    def _record(self, att: Attachment, address: DocAddress, op: Op, raw: bytes | None = None) -> None:
+        """Record an opcode (`raw`: its encoding, when the caller already has it)."""
         if self._sealed is not None:
             raise CommitError(
                 f"this mutable state was committed as {self._sealed.hex()}; "
                 "build a new one from db.state(commit_id)"
             )
-        raw = pack(op_to_wire(op, att.document_type))
-        d = self._doc(att, address)
+        if raw is None:
+            raw = pack(op_to_wire(op, att.document_type))
+        kind = op.kind
+        resets = kind == OpKind.DOCUMENT_SET or kind == OpKind.DOCUMENT_DELETE
+        d = self._doc(att, address, resets)
         d.ops.append((op, raw))
+        if d.value is _ENCODED and not resets:
+            self._materialize(d)
+        d.encoded = None
         try:
             d.value = apply_op(d.value, op)
         except ReplayFailure:
             pass  # recorded, no effect: exactly what replay will do
+
+    def _record_set(self, att: Attachment, address: DocAddress, encoded: bytes) -> None:
+        """Record a Document_Set of a value given by its canonical bytes (the document keeps
+        them as its working value; see :class:`_Doc`)."""
+        if self._sealed is not None:
+            raise CommitError(
+                f"this mutable state was committed as {self._sealed.hex()}; "
+                "build a new one from db.state(commit_id)"
+            )
+        d = self._doc(att, address, True)
+        # The opcode object carries no value: nothing reads it (the program is decoded from
+        # the bytes, and a document type that cannot hold a blob id is not searched).
+        d.ops.append((_ENCODED_SET, _SET_PREFIX + encoded))
+        d.value = _ENCODED
+        d.encoded = encoded
 
     def _path(self, att: Attachment, key: Key, path: PathLike) -> tuple[Path, Type]:
         p = Path.parse(path) if isinstance(path, str) else path
@@ -221,21 +304,33 @@ class CommitMutableState:
         return p, t
 
     @staticmethod
-    def _value(value: Any, t: Type, where: str) -> Any:
-        """Validate and take a private copy of a value of type `t`."""
+    def _value(value: Any, t: Type, where: str | Callable[[], str]) -> Any:
+        """Validate and take a private copy of a value of type `t` (`where`, or the function
+        giving it, locates a refused value)."""
         return validated_copy(value, t, where)
 
     def _where(self, att: Attachment, key: Key, path: Path | None = None) -> str:
         p = "" if path is None or path.is_root else str(path)
         return f"{att.identifier}[{key.id}]{p}"
 
+    def _at(self, att: Attachment, key: Key, path: Path | None = None) -> Callable[[], str]:
+        """:meth:`_where`, for when a value is refused (it is only formatted then)."""
+        return lambda: self._where(att, key, path)
+
     # -- mutators -------------------------------------------------------------------------
     def set(self, attachment: Attachment | str, key: Key, value: Any) -> None:
         """Replace (or create) the whole document."""
         att = self._attachment(attachment)
         address, k = self._address(att, key, write=True)
-        v = self._value(value, att.document_type, self._where(att, k))
-        self._record(att, address, Op(OpKind.DOCUMENT_SET, value=v))
+        t = att.document_type
+        # validated and encoded once: the encoding is the opcode's payload (and, for a type
+        # that cannot hold a blob id, the working value until it is read)
+        if may_hold_blob_ids(t):
+            v, raw = validated_encoding(value, t, self._at(att, k))
+            self._record(att, address, Op(OpKind.DOCUMENT_SET, value=v), _SET_PREFIX + raw)
+        else:
+            _, raw = validated_encoding(value, t, self._at(att, k), copy=False)
+            self._record_set(att, address, raw)
 
     def delete(self, attachment: Attachment | str, key: Key) -> None:
         """Delete the document (a commitdb extension: ``keys`` no longer lists it)."""
@@ -248,7 +343,7 @@ class CommitMutableState:
         att = self._attachment(attachment)
         address, k = self._address(att, key, write=True)
         p, t = self._path(att, k, path)
-        v = self._value(value, t, self._where(att, k, p))
+        v = self._value(value, t, self._at(att, k, p))
         self._record(att, address, Op(OpKind.DOCUMENT_UPDATE, p, v))
 
     def _container_op(
@@ -271,7 +366,7 @@ class CommitMutableState:
         if kind == OpKind.MAP_SUBTRACT:
             assert isinstance(t, MapType)
             vt = SetType(t.key)
-        v = self._value(operand, vt, self._where(att, k, p))
+        v = self._value(operand, vt, self._at(att, k, p))
         if not v:
             return  # an empty operand records nothing (reference behaviour)
         self._record(att, address, Op(kind, p, v))
@@ -330,7 +425,7 @@ class CommitMutableState:
         before_raw = _position(before, "before", allow_end=True)
         new = new or uuid.uuid4()
         new_raw = _position(new, "new", allow_end=False)
-        v = self._value(value, t.element, self._where(att, k, p))
+        v = self._value(value, t.element, self._at(att, k, p))
         self._record(
             att, address, Op(OpKind.XARRAY_INSERT, p, position=before_raw, position2=new_raw)
         )
@@ -348,7 +443,7 @@ class CommitMutableState:
         """Write the value at a position (this also revives a removed position)."""
         att, address, k, p, t = self._xarray(attachment, key, path)
         raw = _position(position, "position", allow_end=False)
-        v = self._value(value, t.element, self._where(att, k, p))
+        v = self._value(value, t.element, self._at(att, k, p))
         self._record(att, address, Op(OpKind.XARRAY_UPDATE, p, v, position=raw))
 
     def remove_in_xarray(
@@ -490,24 +585,41 @@ class CommitMutableState:
             )
         entries = []
         values: list[Any] = []
+        document_set = OpKind.DOCUMENT_SET
         for address, d in self._docs.items():
-            if not d.ops:
+            ops = d.ops
+            if not ops:
                 continue
-            ops_bytes = pack_array_header(len(d.ops)) + b"".join(raw for _, raw in d.ops)
-            kinds = [op.kind for op, _ in d.ops]
+            if len(ops) == 1:
+                kind = ops[0][0].kind
+                ops_bytes = b"\x91" + ops[0][1]  # a fixarray of one opcode
+                resets = kind == document_set or kind == OpKind.DOCUMENT_DELETE
+                only_set = kind == document_set
+            else:
+                ops_bytes = pack_array_header(len(ops)) + b"".join(raw for _, raw in ops)
+                kinds = [op.kind for op, _ in ops]
+                resets = document_set in kinds or OpKind.DOCUMENT_DELETE in kinds
+                only_set = False
             if d.value is ABSENT:
                 snap: Any = SNAP_ABSENT
-            elif kinds == [OpKind.DOCUMENT_SET]:
+            elif only_set:
                 snap = SNAP_IN_OPS
+            elif d.value is _ENCODED:
+                snap = d.encoded
             else:
                 snap = encode(d.value, d.att.document_type)
-            resets = OpKind.DOCUMENT_SET in kinds or OpKind.DOCUMENT_DELETE in kinds
             entries.append(
                 (address, ops_bytes, snap, d.touches + 1, d.all_enabled, resets, d.history)
             )
-            values.extend(op.value for op, _ in d.ops)
+            # only documents whose type can hold a blob id are searched for them
+            if may_hold_blob_ids(d.att.document_type):
+                values.extend(op.value for op, _ in ops)
         cid = db._write_mutations(
-            label, self._base.commit_id(), entries, collect_blob_ids(values), author
+            label,
+            self._base.commit_id(),
+            entries,
+            collect_blob_ids(values) if values else set(),
+            author,
         )
         self._sealed = cid
         return cid

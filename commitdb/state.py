@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from commitdb.codec import decode, encode
+from commitdb.codec import decode_trusted, encode
 from commitdb.commit_database import (
     EMPTY_HISTORY as _EMPTY_HISTORY,
     EntryFields,
@@ -169,7 +169,8 @@ class _Resolved:
 
     def _decode(self) -> Any:
         assert self._raw is not None and self._type is not None
-        return decode(self._raw, self._type, self._defs)
+        # the engine's own snapshots: see codec.decode_trusted
+        return decode_trusted(self._raw, self._type, self._defs)
 
     @property
     def value(self) -> Any:
@@ -221,6 +222,9 @@ class _Resolved:
         return self._history
 
 
+_NOTHING = _Resolved(ABSENT, 0, True)  # shared: an absent document has nothing to change
+
+
 class _AttInfo:
     """What reads need about one attachment, computed once per state."""
 
@@ -236,6 +240,8 @@ class _AttInfo:
 
 
 _INFO_LIMIT = 1024
+_AHEAD_MAX = 256
+_LAST_SEQ = b"\xff" * 8  # after every entry of an address
 
 
 def _entry_head(raw: bytes) -> tuple[bytes, bool]:
@@ -289,6 +295,9 @@ class CommitState:
             self._chain_index[rec.seq] = 0
         self._infos: dict[int, tuple[object, _AttInfo]] = {}
         self._att_infos: dict[uuid.UUID, _AttInfo] = {}
+        self._clean = rec is not None and virtual_merge is None and rec.clean
+        self._ahead = 0  # the read-ahead window (see _read_ahead)
+        self._ahead_next: bytes | None = None
         self.cache_requests = 0
         self.cache_hits = 0
 
@@ -429,16 +438,78 @@ class CommitState:
         self, address: DocAddress, att: Attachment, txn: ReadTxn | None = None
     ) -> _Resolved:
         if self._empty:
-            return _Resolved(ABSENT, 0, True)
+            return _NOTHING
         if self._virtual is None:
             if txn is None:
                 with self._db._read() as t:
                     r = self._resolve_chain(address, att, t)
+                    if r is not None and self._clean:
+                        self._read_ahead(address, att, t)
             else:
                 r = self._resolve_chain(address, att, txn)
             if r is not None:
                 return r
         return self._resolve_general(address, att, None)
+
+    def _read_ahead(self, address: DocAddress, att: Attachment, txn: ReadTxn) -> None:
+        """Serve reads that walk an attachment's documents in index order (a loop over keys
+        in order, an export) by resolving the next documents in the same transaction.
+
+        The window doubles (from 8 to :data:`_AHEAD_MAX` documents) while each miss is the
+        document right after the previous window, and drops to none on a jump, when only
+        the next address is noted. Only at clean commits, where the newest entry on the
+        chain is the answer. The documents are cached undecoded.
+        """
+        if address == self._ahead_next:
+            n = self._ahead = min(max(2 * self._ahead, 8), _AHEAD_MAX)
+        else:
+            n = self._ahead = 0
+        self._ahead_next = None
+        rec = self._rec
+        assert rec is not None
+        limit = rec.seq
+        cache = self._cache
+        current: bytes | None = None  # the address being collected
+        best: bytes | None = None  # its newest entry on the chain, so far
+        skip = False
+        count = 0
+        for key, raw in txn.items("docs", address[:16], start=address + _LAST_SEQ):
+            a = key[:48]
+            if a != current:
+                if current is not None and not skip:
+                    self._ahead_store(current, best, att)
+                count += 1
+                if count > n:
+                    self._ahead_next = a
+                    return
+                current, best, skip = a, None, a in cache
+            if skip:
+                continue
+            seq = int.from_bytes(key[48:], "big")
+            if seq > limit:
+                continue
+            found = self._on_chain(_entry_head(raw)[0], seq, txn)
+            if found is None:  # cannot happen at a clean commit; the general path decides
+                skip = True
+            elif found:
+                best = raw  # entries come oldest first: the last one wins
+        if current is not None and not skip:
+            self._ahead_store(current, best, att)
+
+    def _ahead_store(self, address: DocAddress, raw: bytes | None, att: Attachment) -> None:
+        if raw is None:
+            self._cache[address] = _NOTHING  # no entry on a clean chain: never existed
+            return
+        e = entry_fields(raw)
+        if e[2] is None:  # SNAP_UNKNOWN: left to the general path
+            return
+        snap = snapshot_of(e)
+        if snap is None:
+            self._cache[address] = _Resolved(ABSENT, e[3], e[4], e[6])
+        else:
+            self._cache[address] = _Resolved.encoded(
+                snap, att.document_type, self._defs, e[3], e[4], e[6]
+            )
 
     def _on_chain(self, commit_id: bytes, seq: int, txn: ReadTxn) -> bool | None:
         """Whether the commit (`commit_id`, `seq`) is on this state's parent chain with only
@@ -481,7 +552,7 @@ class CommitState:
             return _Resolved.encoded(snap, att.document_type, self._defs, e[3], e[4], e[6])
         # No entry on the chain: the document never existed here if the whole chain is
         # transparent down to the root.
-        return _Resolved(ABSENT, 0, True) if rec.clean else None
+        return _NOTHING if rec.clean else None
 
     def _linearization(self) -> Linearization:
         if self._lin is None:
@@ -535,7 +606,7 @@ class CommitState:
         items = self._ordered_entries(address)
         n = len(items)
         if n == 0:
-            return _Resolved(ABSENT, 0, True)
+            return _NOTHING
         parsed: list[EntryFields | None] = [None] * n
 
         def entry(i: int) -> EntryFields:
@@ -607,7 +678,7 @@ class CommitState:
             r._order = order
             return r
         elif raw_snapshot is not None:
-            doc = decode(raw_snapshot, doc_type, defs)
+            doc = decode_trusted(raw_snapshot, doc_type, defs)
         for i in range(start + 1, n):
             if not enabled[i]:
                 if trace is not None:

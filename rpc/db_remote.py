@@ -65,7 +65,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from commitdb.blobs import BlobInfo, BlobLayout, BlobStatistics
-from commitdb.codec import decode, from_wire, to_wire, unpack
+from commitdb.codec import decode, decoder, from_wire, to_wire, unpack
 from commitdb.commit_database import DocEntry
 from commitdb.commits import CommitData, CommitHeader
 from commitdb.copier import copier
@@ -137,6 +137,7 @@ DEFAULT_WINDOW = 1024
 """Events a subscription buffers on the client (and may have in flight to it)."""
 
 _STATES = 64  # states cached per remote database
+_SEED_KEYS = 20_000  # key sets up to this size are carried from a state to its child
 _STREAM_PIECE = 4 << 20  # a blob stream write larger than this is sent in pieces
 _RECEIVE = 262144
 
@@ -411,6 +412,7 @@ class _StateCore:
         # known (fetched, or derived from the parent's by a commit): the absence of any other
         # document is then known without asking
         self.present: dict[bytes, set[bytes]] = {}
+        self._concepts: dict[bytes, ConceptType] = {}
         self.requests = 0
         self.hits = 0
 
@@ -435,6 +437,8 @@ class _StateCore:
             if known is None or address[16:] in known:
                 return _MISSING
             v = ABSENT
+        elif type(v) is _Lazy:
+            v = self.docs[address] = v.decode(self.defs)
         self.hits += 1
         return v
 
@@ -457,9 +461,13 @@ class _StateCore:
         return v
 
     def key_of(self, w: bytes) -> Key:
-        concept = self.defs.query_type(uuid.UUID(bytes=w[:16]))
-        if not isinstance(concept, ConceptType):
-            raise _Stale
+        prefix = w[:16]
+        concept = self._concepts.get(prefix)
+        if concept is None:
+            found = self.defs.query_type(uuid.UUID(bytes=prefix))
+            if not isinstance(found, ConceptType):
+                raise _Stale
+            concept = self._concepts[prefix] = found
         return Key(concept, uuid.UUID(bytes=w[16:]))
 
     def store_keys(self, att: Attachment, w: Any) -> set[Key]:
@@ -471,15 +479,17 @@ class _StateCore:
     def store_enumeration(self, att: Attachment, w: Any) -> list[tuple[Key, Any]]:
         rid = att.runtime_id.bytes
         t = att.document_type
+        dec = decoder(t)
+        defs = self.defs
+        docs = self.docs
         out: list[tuple[Key, Any]] = []
-        for kw, dw in w:
-            try:
-                doc = from_wire(dw, t, self.defs)
-            except DecodeError:
-                raise _Stale from None
-            key = self.key_of(kw)
-            self.docs[rid + kw] = doc
-            out.append((key, copier(t)(doc)))
+        try:
+            for kw, dw in w:
+                # the cache keeps the wire form: what is returned is fresh (no copy needed)
+                out.append((self.key_of(kw), dec(dw, defs)))
+                docs[rid + kw] = _Lazy(dw, t, False)
+        except Exception:  # the codec's own errors included: retried with fresh definitions
+            raise _Stale from None
         self.keys[rid] = {k for k, _ in out}
         self.present[rid] = {bytes(kw) for kw, _ in w}
         return out
@@ -490,8 +500,10 @@ class _StateCore:
         knew, updated."""
         if parent is not None and parent.initial:
             self.present = {a.runtime_id.bytes: set() for a in self.defs.attachments()}
-        elif parent is not None:
-            self.present = {rid: set(keys) for rid, keys in parent.present.items()}
+        elif parent is not None:  # copying is O(keys): very large key sets are forgotten
+            self.present = {
+                rid: set(keys) for rid, keys in parent.present.items() if len(keys) <= _SEED_KEYS
+            }
         for entry in entries:
             address, ops, snap = entry[0], entry[1], entry[2]
             known = self.present.get(address[:16])
@@ -507,16 +519,17 @@ class _StateCore:
                 self.docs[address] = ABSENT
                 continue
             raw = DocEntry(self.commit_id, 0, ops, snap, 0, True, False).snapshot_bytes()
-            if raw is None:
-                continue
-            try:
-                self.docs[address] = decode(raw, att.document_type, self.defs)
-            except DecodeError:
-                continue
+            if raw is not None:
+                self.docs[address] = _Lazy(raw, att.document_type, True)  # decoded if read
 
     def value(self, address: DocAddress) -> Any:
         """A document known to this state (fetched, or known absent)."""
-        return ABSENT if self.initial else self.docs.get(address, ABSENT)
+        if self.initial:
+            return ABSENT
+        v = self.docs.get(address, ABSENT)
+        if type(v) is _Lazy:
+            v = self.docs[address] = v.decode(self.defs)
+        return v
 
     def resolved(self, address: DocAddress) -> _Resolved:
         return _Resolved(self.value(address), 0, True)
@@ -526,6 +539,22 @@ class _StateCore:
         value = from_wire(w[0], OptionalType(t), self.defs)
         steps = [TraceStep(CommitId(c), op_from_wire(op, t, self.defs), err) for c, op, err in w[1]]
         return DocumentTrace(att, key, value, steps, [CommitId(c) for c in w[2]])
+
+
+class _Lazy:
+    """A cached document not decoded yet: its wire form, or its encoded bytes."""
+
+    __slots__ = ("data", "encoded", "type")
+
+    def __init__(self, data: Any, t: Any, encoded: bool) -> None:
+        self.data = data
+        self.type = t
+        self.encoded = encoded
+
+    def decode(self, definitions: Definitions) -> Any:
+        if self.encoded:
+            return decode(self.data, self.type, definitions)
+        return from_wire(self.data, self.type, definitions)
 
 
 def _out(att: Attachment, v: Any) -> Any:
@@ -553,20 +582,24 @@ class _StateCache:
 
     def __init__(self) -> None:
         self._states: OrderedDict[CommitId, Any] = OrderedDict()
+        self._lock = threading.Lock()  # a blocking remote may be shared by threads
 
     def get(self, commit_id: CommitId) -> Any:
-        st = self._states.get(commit_id)
-        if st is not None:
-            self._states.move_to_end(commit_id)
-        return st
+        with self._lock:
+            st = self._states.get(commit_id)
+            if st is not None:
+                self._states.move_to_end(commit_id)
+            return st
 
     def put(self, commit_id: CommitId, state: Any) -> None:
-        self._states[commit_id] = state
-        if len(self._states) > _STATES:
-            self._states.popitem(last=False)
+        with self._lock:
+            self._states[commit_id] = state
+            if len(self._states) > _STATES:
+                self._states.popitem(last=False)
 
     def clear(self) -> None:
-        self._states.clear()
+        with self._lock:
+            self._states.clear()
 
 
 # --------------------------------------------------------------------------------------------
@@ -2159,6 +2192,8 @@ class _BlockingBase:
         self._target = f"{'cdb' if self.kind == 'commit' else 'db'}:{name}"
         self._defs: _Defs | None = None
         self._user_closed = False
+        self._uuid: uuid.UUID | None = None  # never change: asked once
+        self._documentation: str | None = None
 
     @classmethod
     def _open(
@@ -2289,11 +2324,17 @@ class _BlockingBase:
 
     def uuid(self) -> uuid.UUID:
         """The uuid generated when the database was created."""
-        return uuid.UUID(bytes=self._call("uuid"))
+        self._check_open()
+        if self._uuid is None:
+            self._uuid = uuid.UUID(bytes=self._call("uuid"))
+        return self._uuid
 
     def documentation(self) -> str:
         """The documentation given at creation."""
-        return str(self._call("documentation"))
+        self._check_open()
+        if self._documentation is None:
+            self._documentation = str(self._call("documentation"))
+        return self._documentation
 
     def codec_name(self) -> str:
         """The value codec: ``"msgpack-canonical"``."""

@@ -88,7 +88,8 @@ MAX_WINDOW = 65536
 """The most events a client may have in flight to it (its credit)."""
 
 _INLINE_BYTES = 1 << 20  # blob stream pieces up to this size are spooled inline
-_MERGE_STATES = 16  # virtual merge states kept per server
+_MERGE_STATES = 16  # virtual merge states kept per served database
+_MERGE_LOCK = threading.Lock()  # worker threads share the caches of merge states
 WHOLE_BLOB = 16 << 20
 """Blobs up to this size travel in one answer; larger ones in ranges (frames are limited)."""
 ENUMERATION_CACHE = 64 << 20
@@ -463,7 +464,8 @@ class DatabaseServer:
             authenticator: Checks the credentials of a client's hello.
             poll_interval: Seconds between two checks for commits of other writers.
             read_threads: Heavy reads running at once (in worker threads).
-            write_threads: Writes prepared at once per database (LMDB serializes the commits).
+            write_threads: Writes prepared at once, over all the served databases (LMDB
+                stores one commit at a time per database; the others validate meanwhile).
             subscriber_queue: How far (in commits) a subscriber may fall behind before it is
                 told it missed events.
             durable: Flush every commit to disk before acknowledging it.
@@ -478,7 +480,7 @@ class DatabaseServer:
         self.writers = _Executor("commitdb-write", max(1, write_threads))
         self._watchers: anyio.abc.TaskGroup | None = None
         self._ids = itertools.count(1)
-        self.connections = 0
+        self.accepted = 0  # connections accepted so far
         try:
             for db_name, path in (databases or {}).items():
                 self.add(db_name, os.fspath(path))
@@ -567,7 +569,7 @@ class DatabaseServer:
         ):
             log.warning("refused a client from %s: bad credentials", peer)
             raise AuthenticationError("credentials refused")
-        self.connections += 1
+        self.accepted += 1
         conn.handler = _DatabaseHandler(self, conn, peer)
         log.info("%s: client %r connected from %s", conn.name, hello.fields.get("client"), peer)
         return {"server": self.name, "databases": [s.describe() for s in self.served.values()]}
@@ -796,11 +798,9 @@ class _DatabaseHandler:
             stream.abort()
             return None
 
-        heavy = op == "close" or (
-            op == "write" and len(args) > 1 and isinstance(args[1], bytes)
-            and len(args[1]) > _INLINE_BYTES
-        )  # fmt: skip
-        mode = _WRITE if op == "close" else _READ if heavy else _INLINE
+        data = args[1] if op == "write" and len(args) > 1 else None
+        big = isinstance(data, bytes) and len(data) > _INLINE_BYTES
+        mode = _WRITE if op == "close" else _READ if big else _INLINE
         result = self._in_session(s, run, args, mode)
         if op == "close" and s.kind == "commit":
             return self._after_write(s, result)
@@ -916,12 +916,14 @@ def _state(db: Any, w: Any) -> CommitState:
             ours, theirs = _cid(w[0]), _cid(w[1])
             cache = db.served.merge_states
             key = (id(db.db), bytes(ours), bytes(theirs))
-            st = cache.get(key)
+            with _MERGE_LOCK:
+                st = cache.get(key)
             if st is None:
                 st = db.db.merge_state(ours, theirs)
-                if len(cache) >= _MERGE_STATES:
-                    cache.pop(next(iter(cache)), None)
-                cache[key] = st
+                with _MERGE_LOCK:
+                    if len(cache) >= _MERGE_STATES:
+                        cache.pop(next(iter(cache)))
+                    cache[key] = st
             return st
         db = db.db
     if type(w) is list:

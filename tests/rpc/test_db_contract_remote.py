@@ -23,6 +23,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from commitdb.commit_database import CommitDatabase
 from commitdb.database import Database
 from commitdb.definitions import Definitions
+from commitdb.errors import DatabaseClosedError
 from rpc.db_remote import CommitDatabaseRemote, DatabaseRemote
 from rpc.db_server import DatabaseServer
 from rpc.server import RPCServer
@@ -185,6 +186,6 @@ class TestRemoteCommitDatabase(CommitDatabaseContract):
         assert db.path() == db.name and not db.in_memory()
         assert repr(db) == f"<CommitDatabaseRemote {server.url}#{db.name}>"
         db.close()
-        for call in (db.uuid, db.documentation, db.path):
-            with pytest.raises(Exception, match="closed"):
+        for call in (db.uuid, db.documentation, db.path):  # REMOTE_EXCEPTIONS
+            with pytest.raises(DatabaseClosedError):
                 call()

@@ -11,7 +11,7 @@ directory; the pools are the Ge example service's.
   fail and sleep) with a short ``--timeout``.
 * ``secured_gateway`` (module): bearer tokens ``reader:read``, ``writer:read-write``,
   ``boss:admin``.
-* ``limited_gateway`` (module): a rate limit of 20 calls/s, bursts of 2.
+* ``limited_gateway`` (module): a rate limit of 5 calls/s, bursts of 2.
 """
 
 from __future__ import annotations
@@ -192,10 +192,10 @@ def secured_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gatewa
 
 @pytest.fixture(scope="module")
 def limited_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """A rate limit of 20 calls per second per client, bursts of 2."""
+    """A rate limit of 5 calls per second per client, bursts of 2."""
     tmp = tmp_path_factory.mktemp("limited")
     gw = start_gateway(
-        {"main": make_ge_database(tmp / "limited.cdb")}, "--rate", "20", "--burst", "2"
+        {"main": make_ge_database(tmp / "limited.cdb")}, "--rate", "5", "--burst", "2"
     )
     yield gw
     gw.stop()

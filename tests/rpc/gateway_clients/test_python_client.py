@@ -43,10 +43,11 @@ from rpc.gateway_client import (
     RetryPolicy,
     ServerError,
     Timeout,
+    TransportError,
     Unauthorized,
 )
 from rpc.gateway_client.http import result_of
-from tests.rpc.gateway_clients.conftest import REPO, Gateway
+from tests.rpc.gateway_clients.conftest import REPO, Gateway, make_ge_database, start_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -233,6 +234,22 @@ async def test_client_timeout_is_retried_for_reads_only(lab_gateway: Gateway) ->
         assert len(delays) == 2
 
 
+async def _burst(gw: GatewayClient, n: int) -> list[Any]:
+    """`n` concurrent pings; their results or RateLimited errors."""
+    out: list[Any] = []
+
+    async def one() -> None:
+        try:
+            out.append(await gw.call("rpc.ping"))
+        except RateLimited as exc:
+            out.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(n):
+            tg.start_soon(one)
+    return out
+
+
 async def test_rate_limited_calls_wait_retry_after(limited_gateway: Gateway) -> None:
     waited: list[float] = []
 
@@ -241,24 +258,17 @@ async def test_rate_limited_calls_wait_retry_after(limited_gateway: Gateway) -> 
         await anyio.sleep(seconds)
 
     async with GatewayClient(limited_gateway.url, retries=0) as strict:
-        refused = None
-        for _ in range(10):  # bounded: the bucket holds 2
-            try:
-                await strict.call("rpc.ping")
-            except RateLimited as exc:
-                refused = exc
-                break
-        assert refused is not None and refused.retry_after is not None
-        assert 0 < refused.retry_after <= 0.1
-    async with GatewayClient(limited_gateway.url, retries=5, sleep=sleep) as patient:
-        for _ in range(6):
-            assert await patient.call("rpc.ping") == "pong"
-        assert waited, "the bucket (2) must have run dry within 6 calls"
-        assert all(
-            d >= e.retry_after
-            for (_, d, e) in patient.retry_log
-            if isinstance(e, RateLimited) and e.retry_after
-        )
+        refused = [r for r in await _burst(strict, 8) if isinstance(r, RateLimited)]
+    assert refused, "8 concurrent calls against a bucket of 2"
+    assert all(r.retry_after is not None and 0 < r.retry_after <= 0.2 for r in refused)
+    async with GatewayClient(limited_gateway.url, retries=10, sleep=sleep) as patient:
+        assert await _burst(patient, 6) == ["pong"] * 6
+    assert waited, "the bucket (2) must have run dry"
+    assert all(
+        d >= e.retry_after
+        for (_, d, e) in patient.retry_log
+        if isinstance(e, RateLimited) and e.retry_after is not None
+    )
 
 
 async def test_tokens_and_permissions(secured_gateway: Gateway) -> None:
@@ -379,6 +389,23 @@ async def test_ws_tokens_by_header_and_by_message(secured_gateway: Gateway) -> N
     async with GatewayWebSocket(secured_gateway.ws_url, token="reader") as reader:
         with pytest.raises(Forbidden):
             await reader.call("admin.stats")
+
+
+async def test_connection_loss_fails_calls_and_ends_subscriptions(tmp_path: Path) -> None:
+    doomed = start_gateway({"main": make_ge_database(tmp_path / "doomed.cdb")})
+    try:
+        async with GatewayWebSocket(doomed.ws_url, timeout=30) as ws:
+            async with ws.subscribe_commits("main") as commits:
+                assert await ws.call("rpc.ping") == "pong"
+                doomed.proc.kill()  # abrupt: no close frame
+                doomed.proc.wait(timeout=15)
+                with pytest.raises(TransportError):
+                    await commits.next(timeout=30)
+                with pytest.raises(TransportError):
+                    await ws.call("rpc.ping")
+                assert ws.closed
+    finally:
+        doomed.stop()
 
 
 # --------------------------------------------------------------------------------------------
