@@ -67,7 +67,7 @@ from commitdb.blobs import (
     BlobStore,
     BlobStream,
 )
-from commitdb.codec import decode, encode, validated_copy
+from commitdb.codec import decode, decode_trusted, encode, may_hold_blob_ids, validated_copy
 from commitdb.copier import copier
 from commitdb.definitions import Definitions, ExtendInfo
 from commitdb.definitions_codec import decode_definitions, encode_definitions
@@ -85,7 +85,7 @@ from commitdb.errors import (
 from commitdb.ids import BlobId, blob_id_for
 from commitdb.opcodes import collect_blob_ids
 from commitdb.storage import LmdbStorage, MemoryStorage, ReadTxn, Storage
-from commitdb.types import AnyType, Attachment, BlobIdType, ConceptType, NamedType, Type
+from commitdb.types import Attachment, ConceptType, Type
 from commitdb.values import Key
 
 __all__ = ("DATABASE_TABLES", "FORMAT", "TRANSACTION_MODES", "AttachmentRef", "Database")
@@ -115,17 +115,6 @@ AttachmentRef = Attachment | str | UUID
 runtime id."""
 
 
-def _may_hold_blob_ids(t: Type, seen: builtins.set[UUID]) -> bool:
-    """Whether a value of type ``t`` can contain a ``blob_id`` (``any`` may hold anything)."""
-    if isinstance(t, BlobIdType | AnyType):
-        return True
-    if isinstance(t, NamedType):
-        if t.runtime_id in seen:
-            return False
-        seen.add(t.runtime_id)
-    return any(_may_hold_blob_ids(child, seen) for child in t.children())
-
-
 class _AttachmentInfo:
     """What the hot paths need about one attachment, computed once."""
 
@@ -145,7 +134,7 @@ class _AttachmentInfo:
         self.copy = copier(attachment.document_type)
         self.identifier = attachment.identifier
         self.prefix = attachment.runtime_id.bytes
-        self.blobs = _may_hold_blob_ids(attachment.document_type, builtins.set())
+        self.blobs = may_hold_blob_ids(attachment.document_type)
         # id(concept) -> (concept, attachment rid ‖ concept rid); the concept is kept so that
         # its id is never reused while the entry exists, and compared by identity on lookup.
         self.concepts: dict[int, tuple[ConceptType, bytes]] = {}
@@ -620,7 +609,8 @@ class Database:
 
     def _decode(self, info: _AttachmentInfo, raw: bytes) -> Any:
         try:
-            return decode(raw, info.document_type, self._defs)
+            # bytes this module encoded (set() validates): see codec.decode_trusted
+            return decode_trusted(raw, info.document_type, self._defs)
         except DecodeError:
             # A value may name a type (inside ``any``) that another connection just added.
             if not self._reload_definitions():
@@ -782,8 +772,7 @@ class Database:
         tx = self._tx
         if tx is not None and address in tx.docs:
             return tx.docs[address] is not None
-        with self._storage.read() as txn:
-            return txn.has(_DOCS, address)
+        return self._storage.get(_DOCS, address) is not None
 
     def get(self, attachment: AttachmentRef, key: Key) -> Any:
         """Read a document.
@@ -807,8 +796,7 @@ class Database:
         if tx is not None and address in tx.docs:
             raw = tx.docs[address]
         else:
-            with self._storage.read() as txn:
-                raw = txn.get(_DOCS, address)
+            raw = self._storage.get(_DOCS, address)  # a read transaction of its own
         return None if raw is None else self._document(info, address, raw)
 
     def enumerate(self, attachment: AttachmentRef) -> list[tuple[Key, Any]]:

@@ -7,37 +7,57 @@ gateway lives in :mod:`rpc.gateway` (optional ``gateway`` extra) and the command
 
 from __future__ import annotations
 
-from rpc.blocking import BlockingServiceRemote
-from rpc.db_remote import (
-    AsyncCommitDatabaseRemote,
-    AsyncDatabaseRemote,
-    CommitDatabaseRemote,
-    CommitEvent,
-    DatabaseRemote,
-    MissedEvents,
-    list_databases,
-)
-from rpc.db_server import DatabaseServer
-from rpc.errors import (
-    AuthenticationError,
-    CallCancelledError,
-    CallTimeoutError,
-    ConnectionClosedError,
-    FrameTooLargeError,
-    HandshakeError,
-    InvalidArgumentsError,
-    MethodNotFoundError,
-    ProtocolError,
-    RemoteError,
-    RPCError,
-)
-from rpc.pools import AttachmentFunction, AttachmentFunctionPool, Function, FunctionPool
-from rpc.remote_local import AttachmentMutatingRemote
-from rpc.server import RPCServer
-from rpc.service import Service
-from rpc.service_remote import ServiceRemote
-from rpc.service_server import ServiceServer
-from rpc.transports import client_ssl_context, server_ssl_context
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "AsyncCommitDatabaseRemote": "rpc.db_remote",
+    "AsyncDatabaseRemote": "rpc.db_remote",
+    "AttachmentFunction": "rpc.pools",
+    "AttachmentFunctionPool": "rpc.pools",
+    "AttachmentMutatingRemote": "rpc.remote_local",
+    "AuthenticationError": "rpc.errors",
+    "BlockingServiceRemote": "rpc.blocking",
+    "CallCancelledError": "rpc.errors",
+    "CallTimeoutError": "rpc.errors",
+    "CommitDatabaseRemote": "rpc.db_remote",
+    "CommitEvent": "rpc.db_remote",
+    "ConnectionClosedError": "rpc.errors",
+    "DatabaseRemote": "rpc.db_remote",
+    "DatabaseServer": "rpc.db_server",
+    "FrameTooLargeError": "rpc.errors",
+    "Function": "rpc.pools",
+    "FunctionPool": "rpc.pools",
+    "HandshakeError": "rpc.errors",
+    "InvalidArgumentsError": "rpc.errors",
+    "MethodNotFoundError": "rpc.errors",
+    "MissedEvents": "rpc.db_remote",
+    "ProtocolError": "rpc.errors",
+    "RPCError": "rpc.errors",
+    "RPCServer": "rpc.server",
+    "RemoteError": "rpc.errors",
+    "Service": "rpc.service",
+    "ServiceRemote": "rpc.service_remote",
+    "ServiceServer": "rpc.service_server",
+    "client_ssl_context": "rpc.transports",
+    "list_databases": "rpc.db_remote",
+    "server_ssl_context": "rpc.transports",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Names load on first use, so that ``commitdb`` commands start fast.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rpc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = (
     "AsyncCommitDatabaseRemote",
