@@ -1236,17 +1236,24 @@ def _same_wire(w: Any, d: Definitions | None) -> Any:
     return w
 
 
+_trusted_shared: dict[uuid.UUID, Decoder] = {}
+
+
 def trusted_decoder(t: Type) -> Decoder:
-    """The compiled decoder of :func:`decode_trusted` for a type (per type object)."""
+    """The compiled decoder of :func:`decode_trusted` for a type (per type object, and
+    shared by runtime id like :func:`decoder`: reopening a database builds new type objects,
+    which then find their decoders compiled)."""
     hit = _trusted.get(id(t))
     if hit is not None and hit[0] is t:
         return hit[1]
-    if isinstance(t, StructureType):
-        # registered before its fields are compiled: a recursive type finds itself
-        dec = _trusted_struct(t)
-        _remember_trusted(t, dec)
-        return dec
-    dec = _build_trusted(t)
+    shared = _rid_determined(t)
+    dec = _trusted_shared.get(t.runtime_id) if shared else None
+    if dec is None:
+        # a structure is registered before its fields are compiled: a recursive type finds
+        # itself
+        dec = _trusted_struct(t) if isinstance(t, StructureType) else _build_trusted(t)
+        if shared and len(_trusted_shared) < _SHARED_LIMIT:
+            _trusted_shared[t.runtime_id] = dec
     _remember_trusted(t, dec)
     return dec
 

@@ -42,6 +42,7 @@ Merge snapshots
 from __future__ import annotations
 
 import os
+import struct
 import time
 import uuid
 from collections import OrderedDict
@@ -72,6 +73,7 @@ from commitdb.opcodes import (
     split_program,
 )
 from commitdb.storage import LmdbStorage, MemoryStorage, Storage
+from commitdb.storage.base import getter
 
 if TYPE_CHECKING:
     from commitdb.mutable_state import CommitMutableState
@@ -140,10 +142,25 @@ class CommitRecord:
         rest = self._rest
         if rest is None:
             assert self._raw is not None
-            full = _parse_record(self.commit_id, self._raw)
-            rest = self._rest = full._rest
-            assert rest is not None
-            self._header = full._header
+            w = unpack(self._raw)
+            if (
+                type(w) is list
+                and len(w) >= 10
+                and type(w[4]) is str
+                and type(w[5]) is float
+                and type(w[6]) is str
+            ):
+                # the links were checked when the record was loaded; the header is built
+                # only if asked for
+                n = len(w)
+                rest = (w[5], w[7], w[8], w[9], w[10] is True if n > 10 else bool(w[9]),
+                        n > 11 and w[11] is True)  # fmt: skip
+            else:
+                full = _parse_record(self.commit_id, self._raw)  # raises what is wrong
+                rest = full._rest
+                assert rest is not None
+                self._header = full._header
+            self._rest = rest
         return rest
 
     @property
@@ -180,11 +197,15 @@ class CommitRecord:
     @property
     def header(self) -> CommitHeader:
         """The commit's header."""
-        if self._header is None:
-            self._fields()  # decodes the header too
+        h = self._header
+        if h is None:
+            self._fields()
+            h = self._header
+            if h is None:
+                assert self._raw is not None
+                h = self._header = CommitHeader.from_wire(unpack(self._raw)[:7])
         self._raw = None
-        assert self._header is not None
-        return self._header
+        return h
 
     @property
     def transparent(self) -> bool:
@@ -218,7 +239,9 @@ class CommitRecord:
         return [*self.header.to_wire(), *self._fields()[1:]]
 
 
-_BIN32 = b"\xc4\x20"  # msgpack bin8 of 32 bytes
+_BIN32 = 0xC420  # msgpack bin8 of 32 bytes
+# fixarray header, then three bin8(32) (commit id, parent, target), then the kind (a fixint)
+_LINKS = struct.Struct(">BH32sH32sH32sB")
 _NEW = bytes.__new__
 
 
@@ -226,25 +249,22 @@ def _load_record(commit_id: CommitId, raw: bytes) -> CommitRecord:
     """A record from its stored form, its links read at their fixed offsets when the layout
     is the canonical one (a fixarray of 10 or 12 starting with three 32-byte bins and the
     kind), else fully decoded (DecodeError when it is malformed)."""
-    if (
-        len(raw) > 104
-        and raw[1:3] == _BIN32
-        and raw[35:37] == _BIN32
-        and raw[69:71] == _BIN32
-        and raw[103] < 4
-        and (raw[0] == 0x9C or raw[0] == 0x9A)
-        and raw[3:35] == commit_id
-    ):
-        parent = raw[37:69]
-        target = raw[71:103]
-        return CommitRecord(
-            commit_id if type(commit_id) is CommitId else _NEW(CommitId, commit_id),
-            INVALID if parent == _ZERO_ID else _NEW(CommitId, parent),
-            INVALID if target == _ZERO_ID else _NEW(CommitId, target),
-            _KINDS[raw[103]],
-            raw,
-            None,
-        )
+    if len(raw) > _LINKS.size:
+        head, b0, cid, b1, parent, b2, target, kind = _LINKS.unpack_from(raw)
+        if (
+            b0 == b1 == b2 == _BIN32
+            and kind < 4
+            and (head == 0x9C or head == 0x9A)
+            and cid == commit_id
+        ):
+            return CommitRecord(
+                commit_id if type(commit_id) is CommitId else _NEW(CommitId, cid),
+                INVALID if parent == _ZERO_ID else _NEW(CommitId, parent),
+                INVALID if target == _ZERO_ID else _NEW(CommitId, target),
+                _KINDS[kind],
+                raw,
+                None,
+            )
     return _parse_record(commit_id, raw)
 
 
@@ -391,6 +411,7 @@ class CommitDatabase:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
+        self._get = getter(storage)  # one-key reads, each in a read transaction of its own
         self._blobs = BlobStore(storage, self._bump)
         self._records: dict[bytes, CommitRecord] = {}
         self._lin_cache: dict[CommitId, Linearization] = {}
@@ -517,7 +538,7 @@ class CommitDatabase:
 
     def definitions(self) -> Definitions:
         """The definitions of the database (a snapshot: ask again after extending)."""
-        raw = self._storage.get("meta", b"definitions") or b""
+        raw = self._get("meta", b"definitions") or b""
         if raw != self._defs_raw:
             self._defs = decode_definitions(raw)
             self._defs_raw = raw
@@ -546,7 +567,7 @@ class CommitDatabase:
         if rec is not None:
             return rec
         if txn is None:
-            raw = self._storage.get("commits", commit_id)
+            raw = self._get("commits", commit_id)
         else:
             raw = txn.get("commits", commit_id)
         if raw is None:

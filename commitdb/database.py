@@ -36,7 +36,10 @@ Reads
     Each read outside the overlay opens one storage read transaction. Decoded documents are
     kept in a bounded cache keyed by storage key; an entry is used only when the stored
     bytes are identical, so a repeated read costs a copy instead of a decode and is never
-    stale. Every read returns a private copy.
+    stale (the first read of a document notes its bytes and hands out the decoded value;
+    the value is kept from the second read on). Every read returns a private copy. Stored
+    documents are decoded without the per-element checks of a foreign input (see
+    :func:`commitdb.codec.decode_trusted`): :meth:`Database.set` checked them.
 
 Definitions
     The definitions are stored in ``meta``. :meth:`Database.definitions` returns a snapshot
@@ -85,6 +88,7 @@ from commitdb.errors import (
 from commitdb.ids import BlobId, blob_id_for
 from commitdb.opcodes import collect_blob_ids
 from commitdb.storage import LmdbStorage, MemoryStorage, ReadTxn, Storage
+from commitdb.storage.base import getter
 from commitdb.types import Attachment, ConceptType, Type
 from commitdb.values import Key
 
@@ -109,6 +113,8 @@ _CACHE_LIMIT: Final = 1024
 _DOC_CACHE_ENTRIES: Final = 16_384
 _DOC_CACHE_BYTES: Final = 8 << 20
 _DOC_CACHE_ENTRY_BYTES: Final = 64 << 10
+
+_UNREAD: Final[Any] = object()  # a cached document whose value was not kept yet
 
 AttachmentRef = Attachment | str | UUID
 """How an attachment may be named: the object, its identifier ``NS::Concept.name``, or its
@@ -272,6 +278,7 @@ class Database:
             CorruptDatabaseError: The storage does not hold a flat database.
         """
         self._storage = storage
+        self._get = getter(storage)  # one-key reads, each in a read transaction of its own
         self._blobs = BlobStore(storage)
         self._staging = _StagingBlobStore(self, storage)
         self._readonly = storage.readonly
@@ -589,10 +596,20 @@ class Database:
         return Key(self._concept(address[16:32]), UUID(bytes=address[32:48]))
 
     def _document(self, info: _AttachmentInfo, address: bytes, raw: bytes) -> Any:
-        """A private copy of the document stored as ``raw`` under ``address``."""
+        """A private copy of the document stored as ``raw`` under ``address``.
+
+        The first read of some bytes hands out the decoded value itself and only notes the
+        bytes (a document read once is decoded once); a second read decodes them again and
+        keeps the value, later ones copy it.
+        """
         hit = self._documents.get(address)
         if hit is not None and hit[0] == raw:
-            return info.copy(hit[1])
+            kept = hit[1]
+            if kept is not _UNREAD:
+                return info.copy(kept)
+            value = self._decode(info, raw)
+            self._documents[address] = (raw, value)
+            return info.copy(value)
         value = self._decode(info, raw)
         size = len(raw)
         if size > _DOC_CACHE_ENTRY_BYTES:
@@ -603,9 +620,9 @@ class Database:
         ):
             self._documents.clear()
             self._documents_bytes = 0
-        self._documents[address] = (raw, value)
+        self._documents[address] = (raw, _UNREAD)
         self._documents_bytes += size
-        return info.copy(value)
+        return value
 
     def _decode(self, info: _AttachmentInfo, raw: bytes) -> Any:
         try:
@@ -772,7 +789,7 @@ class Database:
         tx = self._tx
         if tx is not None and address in tx.docs:
             return tx.docs[address] is not None
-        return self._storage.get(_DOCS, address) is not None
+        return self._get(_DOCS, address) is not None
 
     def get(self, attachment: AttachmentRef, key: Key) -> Any:
         """Read a document.
@@ -796,7 +813,7 @@ class Database:
         if tx is not None and address in tx.docs:
             raw = tx.docs[address]
         else:
-            raw = self._storage.get(_DOCS, address)  # a read transaction of its own
+            raw = self._get(_DOCS, address)  # a read transaction of its own
         return None if raw is None else self._document(info, address, raw)
 
     def enumerate(self, attachment: AttachmentRef) -> list[tuple[Key, Any]]:

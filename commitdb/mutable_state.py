@@ -254,7 +254,9 @@ class CommitMutableState:
             self._docs[address] = d
         return d
 
-    def _record(self, att: Attachment, address: DocAddress, op: Op, raw: bytes | None = None) -> None:
+    def _record(
+        self, att: Attachment, address: DocAddress, op: Op, raw: bytes | None = None
+    ) -> None:
         """Record an opcode (`raw`: its encoding, when the caller already has it)."""
         if self._sealed is not None:
             raise CommitError(

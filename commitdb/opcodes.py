@@ -326,9 +326,10 @@ def _field_op(
     ``.name`` when that path is one field of a structure, else None; memoized per document
     type object."""
     key = (id(doc_type), kind, name)
-    hit = _FIELD_OPS.get(key, _MISSING)
-    if hit is not _MISSING and (hit is None or hit[0] is doc_type):
-        return hit  # type: ignore[return-value]
+    if key in _FIELD_OPS:
+        hit = _FIELD_OPS[key]
+        if hit is None or hit[0] is doc_type:
+            return hit
     path, vt = _path_and_value_type(_OPKINDS[kind], [name], doc_type, definitions)
     found = None
     comps = path.components
@@ -339,9 +340,6 @@ def _field_op(
     # a None result is only trusted for the same type object: keep it under a fresh key
     _FIELD_OPS[key] = found
     return found
-
-
-_MISSING: Any = object()
 
 
 def replay_ops(

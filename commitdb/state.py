@@ -45,7 +45,7 @@ from commitdb.commit_database import (
 )
 from commitdb.commits import CommitHeader, CommitKind
 from commitdb.copier import copier
-from commitdb.dag import Linearization, linearize, mask
+from commitdb.dag import Linearization, mask
 from commitdb.definitions import Definitions
 from commitdb.errors import UnknownAttachmentError, ValidationError
 from commitdb.ids import CommitId
@@ -139,15 +139,18 @@ class _Resolved:
         all_enabled: bool,
         history: int | None = _EMPTY_HISTORY,
         order: list[bytes] | None = None,
+        raw: bytes | None = None,
+        doc_type: Type | None = None,
+        definitions: Definitions | None = None,
     ) -> None:
         self._value = value
         self.touches = touches
         self.all_enabled = all_enabled
         self._history = history
         self._order = order
-        self._raw: bytes | None = None
-        self._type: Type | None = None
-        self._defs: Definitions | None = None
+        self._raw = raw
+        self._type = doc_type
+        self._defs = definitions
         self._given = False
 
     @classmethod
@@ -161,11 +164,7 @@ class _Resolved:
         history: int | None,
     ) -> _Resolved:
         """A document known by its canonical bytes (decoded when first needed)."""
-        r = cls(_PENDING, touches, all_enabled, history)
-        r._raw = raw
-        r._type = doc_type
-        r._defs = definitions
-        return r
+        return cls(_PENDING, touches, all_enabled, history, None, raw, doc_type, definitions)
 
     def _decode(self) -> Any:
         assert self._raw is not None and self._type is not None
@@ -296,6 +295,7 @@ class CommitState:
         self._infos: dict[int, tuple[object, _AttInfo]] = {}
         self._att_infos: dict[uuid.UUID, _AttInfo] = {}
         self._clean = rec is not None and virtual_merge is None and rec.clean
+        self._top_seq = rec.seq if rec is not None else -1
         self._ahead = 0  # the read-ahead window (see _read_ahead)
         self._ahead_next: bytes | None = None
         self.cache_requests = 0
@@ -379,7 +379,7 @@ class CommitState:
         self.cache_requests += 1
         r = self._cache.get(address)
         if r is None:
-            r = self._cache[address] = self._resolve_uncached(address, info.att)
+            r = self._cache[address] = self._resolve_uncached(address, info.att, None, True)
         else:
             self.cache_hits += 1
         value = r.fresh(info.copy)
@@ -435,15 +435,21 @@ class CommitState:
         return r
 
     def _resolve_uncached(
-        self, address: DocAddress, att: Attachment, txn: ReadTxn | None = None
+        self,
+        address: DocAddress,
+        att: Attachment,
+        txn: ReadTxn | None = None,
+        ahead: bool = False,
     ) -> _Resolved:
+        """Resolve a document not in the cache (`ahead`: a read by :meth:`get`, which may
+        read the next documents ahead)."""
         if self._empty:
             return _NOTHING
         if self._virtual is None:
             if txn is None:
                 with self._db._read() as t:
                     r = self._resolve_chain(address, att, t)
-                    if r is not None and self._clean:
+                    if ahead and r is not None and self._clean:
                         self._read_ahead(address, att, t)
             else:
                 r = self._resolve_chain(address, att, txn)
@@ -457,8 +463,9 @@ class CommitState:
 
         The window doubles (from 8 to :data:`_AHEAD_MAX` documents) while each miss is the
         document right after the previous window, and drops to none on a jump, when only
-        the next address is noted. Only at clean commits, where the newest entry on the
-        chain is the answer. The documents are cached undecoded.
+        the next address is noted; it also stops after a bounded number of index entries
+        (documents with long histories). Only at clean commits, where the newest entry on
+        the chain is the answer. The documents are cached undecoded.
         """
         if address == self._ahead_next:
             n = self._ahead = min(max(2 * self._ahead, 8), _AHEAD_MAX)
@@ -468,35 +475,47 @@ class CommitState:
         rec = self._rec
         assert rec is not None
         limit = rec.seq
+        budget = 4 * n + 64  # index entries read at most
         cache = self._cache
         current: bytes | None = None  # the address being collected
-        best: bytes | None = None  # its newest entry on the chain, so far
+        pending: list[tuple[int, bytes]] = []  # its entries up to this state, oldest first
         skip = False
         count = 0
         for key, raw in txn.items("docs", address[:16], start=address + _LAST_SEQ):
             a = key[:48]
             if a != current:
                 if current is not None and not skip:
-                    self._ahead_store(current, best, att)
+                    self._ahead_store(current, pending, att, txn)
                 count += 1
                 if count > n:
                     self._ahead_next = a
                     return
-                current, best, skip = a, None, a in cache
-            if skip:
-                continue
-            seq = int.from_bytes(key[48:], "big")
-            if seq > limit:
-                continue
-            found = self._on_chain(_entry_head(raw)[0], seq, txn)
-            if found is None:  # cannot happen at a clean commit; the general path decides
-                skip = True
-            elif found:
-                best = raw  # entries come oldest first: the last one wins
+                current, skip = a, a in cache
+                pending = []
+            budget -= 1
+            if budget < 0:
+                self._ahead_next = current  # unfinished: the next miss continues here
+                return
+            if not skip:
+                seq = int.from_bytes(key[48:], "big")
+                if seq <= limit:
+                    pending.append((seq, raw))
         if current is not None and not skip:
-            self._ahead_store(current, best, att)
+            self._ahead_store(current, pending, att, txn)
 
-    def _ahead_store(self, address: DocAddress, raw: bytes | None, att: Attachment) -> None:
+    def _ahead_store(
+        self, address: DocAddress, entries: list[tuple[int, bytes]], att: Attachment, txn: ReadTxn
+    ) -> None:
+        """Cache a document read ahead from its entries (oldest first), as
+        :meth:`_resolve_chain` would resolve it."""
+        raw = None
+        for seq, candidate in reversed(entries):  # newest first: the chain is walked less
+            found = self._on_chain(_entry_head(candidate)[0], seq, txn)
+            if found is None:  # cannot happen at a clean commit; the general path decides
+                return
+            if found:
+                raw = candidate
+                break
         if raw is None:
             self._cache[address] = _NOTHING  # no entry on a clean chain: never existed
             return
@@ -507,14 +526,16 @@ class CommitState:
         if snap is None:
             self._cache[address] = _Resolved(ABSENT, e[3], e[4], e[6])
         else:
-            self._cache[address] = _Resolved.encoded(
-                snap, att.document_type, self._defs, e[3], e[4], e[6]
+            self._cache[address] = _Resolved(
+                _PENDING, e[3], e[4], e[6], None, snap, att.document_type, self._defs
             )
 
     def _on_chain(self, commit_id: bytes, seq: int, txn: ReadTxn) -> bool | None:
         """Whether the commit (`commit_id`, `seq`) is on this state's parent chain with only
         transparent commits above it (True), is not on the chain (False), or cannot be told
         apart that way because a commit above it is not transparent (None)."""
+        if seq == self._top_seq:  # the state's own commit (every seq names one commit)
+            return commit_id == self._commit_id
         chain = self._chain
         last = chain[-1]
         while last.seq > seq:  # seqs decrease strictly down the chain
@@ -529,7 +550,9 @@ class CommitState:
         i = self._chain_index.get(seq)
         return i is not None and chain[i].commit_id == commit_id
 
-    def _resolve_chain(self, address: DocAddress, att: Attachment, txn: ReadTxn) -> _Resolved | None:
+    def _resolve_chain(
+        self, address: DocAddress, att: Attachment, txn: ReadTxn
+    ) -> _Resolved | None:
         """The document from the newest entry on the parent chain, or None when only the
         general path can tell (a commit on the way is not transparent, or the entry's
         snapshot was never computed)."""
@@ -549,7 +572,7 @@ class CommitState:
             snap = snapshot_of(e)
             if snap is None:
                 return _Resolved(ABSENT, e[3], e[4], e[6])
-            return _Resolved.encoded(snap, att.document_type, self._defs, e[3], e[4], e[6])
+            return _Resolved(_PENDING, e[3], e[4], e[6], None, snap, att.document_type, self._defs)
         # No entry on the chain: the document never existed here if the whole chain is
         # transparent down to the root.
         return _NOTHING if rec.clean else None

@@ -5,8 +5,8 @@ An attachment function runs on the server, in a worker thread, against an
 request to the client, answered from the client's own mutable state. Every mutation is a
 callback *notification*: it is encoded in the worker thread and buffered, then sent —
 in order, in one batch — before the next read and before the call returns (a final
-``flush`` request confirms that every mutation applied, and raises the first failure inside
-the server function). A call that makes one read and fifty mutations therefore costs a
+``flush`` request, made by the event loop once the function returned, confirms that every
+mutation applied; the first failure becomes the call's error). A call that makes one read and fifty mutations therefore costs a
 constant, small number of round trips.
 
 The client side (:class:`Lender`) applies callbacks to the lent object inline, in arrival
@@ -26,7 +26,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.from_thread
 
 from commitdb.codec import from_wire, to_wire
 from commitdb.definitions import Definitions
@@ -222,7 +221,8 @@ class AttachmentMutatingRemote:
             self._waiter = None
 
     def finish(self) -> None:
-        """Flush buffered mutations and confirm they all applied (raises the first failure).
+        """From the worker thread: flush buffered mutations and confirm they all applied
+        (raises the first failure).
 
         Mutations sent with an earlier read are confirmed by it (the client reports a
         failed mutation at the next read), so only mutations buffered since need a flush.
@@ -230,28 +230,33 @@ class AttachmentMutatingRemote:
         if self._queue:
             self._request("flush", [])
 
-    def send_pending(self) -> None:
-        """Send the buffered mutations without waiting for a confirmation.
+    async def finish_async(self) -> None:
+        """From the event loop, once the function returned: the same as :meth:`finish`,
+        without handing the flush back and forth between the threads.
 
-        Used when the function fails: the client's state then holds every mutation the
-        function made before failing, exactly as a local call would leave it.
+        Raises:
+            Exception: The first mutation the client could not apply.
+        """
+        queued = self._take()
+        if queued:
+            self._conn.send_frames_nowait(queued)
+            self.callbacks += 1
+            await self._conn.call(self._target, "flush", [])
+
+    def send_pending(self) -> None:
+        """From the event loop, once the function failed: send the buffered mutations
+        without waiting for a confirmation.
+
+        The client's state then holds every mutation the function made before failing,
+        exactly as a local call would leave it (they are queued before the call's error, so
+        the client applies them first).
         """
         queued = self._take()
         if queued and not self._cancelled.is_set():
-            loop = self._conn.asyncio_loop
             try:
-                if loop is not None:  # queued before the call's answer, so applied first
-                    loop.call_soon_threadsafe(self._send_quietly, queued)
-                else:
-                    anyio.from_thread.run_sync(self._send_quietly, queued)
-            except Exception:  # the event loop is gone: nobody to send them to
-                self._cancelled.set()
-
-    def _send_quietly(self, frames: bytes) -> None:
-        try:
-            self._conn.send_frames_nowait(frames)
-        except ConnectionClosedError:
-            pass
+                self._conn.send_frames_nowait(queued)
+            except ConnectionClosedError:
+                pass
 
     def discard(self) -> None:
         """Drop anything buffered (the client gave up on the call)."""

@@ -223,21 +223,15 @@ class _ServiceHandler:
         self, conn: Connection, fn: Function, lend_id: int, args: list[Any]
     ) -> Any:
         proxy = AttachmentMutatingRemote(conn, lend_id, self.defs)
-
-        def run() -> Any:
-            try:
-                result = fn(proxy, *args)
-            except BaseException:
-                proxy.send_pending()  # the client keeps what the function did before failing
-                raise
-            proxy.finish()
-            return result
-
         try:
-            result = await self.service.run_in_thread(conn, run)
+            result = await self.service.run_in_thread(conn, fn, proxy, *args)
         except anyio.get_cancelled_exc_class():
             proxy.cancel()  # the abandoned thread stops at its next callback
             raise
+        except BaseException:
+            proxy.send_pending()  # the client keeps what the function did before failing
+            raise
+        await proxy.finish_async()  # the first mutation the client refused fails the call
         return to_wire(result, fn.prototype.return_type)
 
 

@@ -5,8 +5,8 @@ table maps byte-string keys to byte-string values and iterates in unsigned byte 
 keys. All access goes through transactions:
 
 * ``with storage.read() as txn:`` gives a :class:`ReadTxn` that sees one consistent committed
-  snapshot for its whole lifetime; ``storage.get(table, key)`` is the cheap form of a read
-  transaction that reads one key;
+  snapshot for its whole lifetime; ``storage.get(table, key)`` (:class:`OneShotReads`, which
+  both implementations have) is the cheap form of a read transaction that reads one key;
 * ``with storage.write() as txn:`` gives a :class:`WriteTxn`; it commits when the block exits
   normally and aborts, leaving nothing behind, when the block raises. Reads inside a write
   transaction see that transaction's own writes. One write transaction runs at a time.
@@ -29,7 +29,7 @@ Iteration (:meth:`ReadTxn.items`) takes three optional arguments:
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -37,6 +37,7 @@ from commitdb.errors import StorageError
 
 __all__ = (
     "MAX_KEY_SIZE",
+    "OneShotReads",
     "ReadTxn",
     "Storage",
     "TableOverlay",
@@ -44,6 +45,7 @@ __all__ = (
     "check_key",
     "check_tables",
     "check_value",
+    "getter",
     "iteration_start",
     "prefix_successor",
     "step_sorted",
@@ -186,24 +188,6 @@ class Storage(Protocol):
             DatabaseClosedError: The storage is closed.
         """
 
-    def get(self, table: str, key: bytes) -> bytes | None:
-        """Read one value of the last committed state, in a transaction of its own.
-
-        The same as ``with storage.read() as txn: return txn.get(table, key)``, only
-        cheaper: the hot path of one-key reads.
-
-        Args:
-            table: A declared table name.
-            key: The key to look up.
-
-        Returns:
-            The value, or ``None`` when the key is absent.
-
-        Raises:
-            DatabaseClosedError: The storage is closed.
-            StorageError: Unknown table, or a storage failure.
-        """
-
     def write(self) -> AbstractContextManager[WriteTxn]:
         """Open the write transaction; commit on normal exit, abort on exception.
 
@@ -237,6 +221,52 @@ class Storage(Protocol):
     @property
     def tables(self) -> tuple[str, ...]:
         """The declared table names, in declaration order."""
+
+
+@runtime_checkable
+class OneShotReads(Protocol):
+    """An optional extension of :class:`Storage`: one-key reads without a ``with`` block.
+
+    Both implementations have it; code taking any Storage goes through :func:`getter`.
+    """
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        """Read one value of the last committed state, in a transaction of its own.
+
+        The same as ``with storage.read() as txn: return txn.get(table, key)``, only
+        cheaper: the hot path of one-key reads.
+
+        Args:
+            table: A declared table name.
+            key: The key to look up.
+
+        Returns:
+            The value, or ``None`` when the key is absent.
+
+        Raises:
+            DatabaseClosedError: The storage is closed.
+            StorageError: Unknown table, or a storage failure.
+        """
+
+
+def getter(storage: Storage) -> Callable[[str, bytes], bytes | None]:
+    """The one-key read of a storage: its :meth:`OneShotReads.get` when it has one, else
+    a read transaction per call.
+
+    Args:
+        storage: Any storage.
+
+    Returns:
+        ``get(table, key)``, the value or ``None``.
+    """
+    if isinstance(storage, OneShotReads):
+        return storage.get
+
+    def get(table: str, key: bytes) -> bytes | None:
+        with storage.read() as txn:
+            return txn.get(table, key)
+
+    return get
 
 
 def check_tables(tables: Iterable[str], reserved: frozenset[str] = frozenset()) -> tuple[str, ...]:

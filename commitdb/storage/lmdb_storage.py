@@ -84,7 +84,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import lmdb
 
@@ -469,6 +469,61 @@ class _SharedEnv:
             except BaseException:
                 self.end_read(None)
                 raise
+
+    def get_one(self, db: _Db, key: bytes) -> bytes | None:
+        """Read one value in a read transaction of its own (pinned, inside the gate).
+
+        The thread's count of held transactions is read (a thread holding another one must
+        not wait for a resize) but not changed: nothing else runs in this thread while the
+        transaction is open, so nothing could look at it.
+
+        Raises:
+            lmdb.Error: LMDB refused.
+        """
+        pin = 1
+        while True:
+            with self._lock:
+                if self._resizing and not getattr(self._local, "held", 0):
+                    while self._resizing:
+                        self._cond.wait()
+                self._pins += pin
+                self._active += 1
+            pin = 0
+            try:
+                txn = self.env.begin(write=False)
+            except lmdb.MapResizedError:
+                self._leave_one()
+                try:
+                    self.resize(None)
+                except BaseException:
+                    self.unpin()
+                    raise
+                continue
+            except BaseException:
+                self._leave_one()
+                self.unpin()
+                raise
+            try:
+                return txn.get(key, db=db)
+            finally:
+                try:
+                    txn.abort()
+                except lmdb.Error:
+                    pass
+                with self._lock:
+                    self._active -= 1
+                    self._pins -= 1
+                    if self._resizing:
+                        self._cond.notify_all()
+                    idle = self._pins == 0
+                if idle and self.refs == 0:
+                    _close_if_unused(self)
+
+    def _leave_one(self) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._resizing:
+                self._cond.notify_all()
 
     def end_read(self, txn: _Txn | None) -> None:
         """End a transaction of :meth:`begin_read`: abort it, leave the gate, unpin."""
@@ -891,7 +946,11 @@ class _LmdbReadTxn(ReadTxn):
             return
         # The cursor's own iterator steps in C; each step first checks that the
         # transaction is still open (an iterator is only valid inside its ``with`` block).
-        pairs = cursor.iterprev(values=values) if reverse else cursor.iternext(values=values)
+        pairs: Iterator[tuple[bytes, bytes]] | Iterator[bytes]
+        if values:
+            pairs = cursor.iterprev() if reverse else cursor.iternext()
+        else:
+            pairs = cursor.iterprev(values=False) if reverse else cursor.iternext(values=False)
         storage = self._storage
         while True:
             if self._done or storage._closed:
@@ -902,7 +961,7 @@ class _LmdbReadTxn(ReadTxn):
                 raise self._failed(exc) from exc
             if item is None:
                 return
-            if values:
+            if isinstance(item, tuple):
                 key, value = item
             else:
                 key, value = item, b""
@@ -1090,7 +1149,7 @@ class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
                 txn.drop(db, delete=False)
             changes = overlay.values
             if None not in changes.values():  # only puts: one C call writes them all
-                txn.cursor(db).putmulti(sorted(changes.items()))
+                txn.cursor(db).putmulti(cast("list[tuple[bytes, bytes]]", sorted(changes.items())))
                 continue
             for key in sorted(changes):
                 value = changes[key]
@@ -1403,17 +1462,10 @@ class LmdbStorage(Storage):
         db = self._shared.dbs.get(table)
         if db is None:
             return None
-        shared = self._shared
         try:
-            txn = shared.begin_read()
+            return self._shared.get_one(db, key)
         except lmdb.Error as exc:
             raise _translate(exc, self._path) from exc
-        try:
-            return txn.get(key, db=db)
-        except lmdb.Error as exc:
-            raise _translate(exc, self._path) from exc
-        finally:
-            shared.end_read(txn)
 
     @contextmanager
     def write(self) -> Iterator[WriteTxn]:

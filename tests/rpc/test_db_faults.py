@@ -255,17 +255,20 @@ COMMIT_CLIENT = """
 def test_client_killed_mid_commit_leaves_the_server_serving(
     db_server: Callable[..., DbServerProcess], path: Path, s: Schema
 ) -> None:
-    server = db_server([f"main={path}"])
+    server = db_server([f"main={path}"], "-v")
     with CommitDatabaseRemote.connect(server.url, "main") as db, db.subscribe() as events:
         child = run_child(COMMIT_CLIENT, server.url)
         assert child.stdout is not None
         try:
             assert child.stdout.readline().strip() == "ready"
+            mark = len(server.lines)
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=WAIT)
         finally:
             child.kill()
             child.communicate(timeout=WAIT)
+        # logged once the connection's requests ended: the commit in flight has settled
+        server.wait_for_line(r"disconnected", mark)
         assert db.commit_count() >= 21
         mine = commit_counter(db, s, None, 5)  # the server goes on serving
         seen: set[CommitId] = set()
@@ -273,8 +276,8 @@ def test_client_killed_mid_commit_leaves_the_server_serving(
             event = events.get(timeout=WAIT)
             if isinstance(event, CommitEvent):
                 seen.add(event.commit_id)
-        # the child's commits (the one in flight when it died may or may not have landed)
-        # form one chain; its tip replays to its value
+        # the child's commits (the one in flight when it died may or may not have landed:
+        # it could not know) form one chain; its tip replays to its value
         theirs = db.commit_ids() - {mine}
         tip = max(theirs, key=lambda c: len(db.linearization(c)))
         assert set(db.linearization(tip)) == theirs
