@@ -111,11 +111,12 @@ def fast_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def commit_chain(db: CommitDatabaseRemote, base: CommitId | None, same_key: bool) -> CommitId:
+def commit_chain(db: CommitDatabaseRemote, base: CommitId | None, keys: list[Any]) -> CommitId:
+    """COMMITS commits on `base`, one on another, the i-th setting the document of keys[i]."""
     head = base
     for i in range(COMMITS):
         ms = CommitMutableState(db.state(head))
-        ms.set(ATT, KEYS[0] if same_key else KEYS[i], VALUES[i])
+        ms.set(ATT, keys[i], VALUES[i])
         head = db.commit_mutations(f"c{i}", ms)
     assert head is not None
     return head
@@ -132,15 +133,16 @@ def test_r1_remote_commits(
     db = CommitDatabaseRemote.connect(srv.url, "main")
     try:
         heads: list[CommitId] = []
+        rounds: list[list[Any]] = []
 
-        def setup() -> tuple[tuple[()], dict[str, Any]]:
-            return (), {}
+        def setup() -> tuple[tuple[list[Any]], dict[str, Any]]:
+            # each round goes on from the last head: on one key, or on new keys (as W1)
+            keys = [KEYS[0]] * COMMITS if same_key else [ATT.create_key() for _ in range(COMMITS)]
+            rounds.append(keys)
+            return (keys,), {}
 
-        def run() -> None:
-            # each round starts a new root chain: a root commit's id depends on its program
-            # only, so chains of different rounds differ by their first value
-            base = heads[-1] if heads else None
-            heads.append(commit_chain(db, base, same_key))
+        def run(keys: list[Any]) -> None:
+            heads.append(commit_chain(db, heads[-1] if heads else None, keys))
 
         benchmark.pedantic(run, setup=setup, rounds=5, iterations=1)
         report(
@@ -151,12 +153,9 @@ def test_r1_remote_commits(
             reference="234 commits/s",
             per_round=COMMITS,
         )
-        head = heads[-1]
         fresh = CommitDatabaseRemote.connect(srv.url, "main")
         try:
-            assert (
-                fresh.state(head).get(ATT, KEYS[0] if same_key else KEYS[-1]).level == COMMITS - 1
-            )
+            assert fresh.state(heads[-1]).get(ATT, rounds[-1][-1]).level == COMMITS - 1
         finally:
             fresh.close()
     finally:

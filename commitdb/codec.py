@@ -85,6 +85,7 @@ __all__ = (
     "pack",
     "to_wire",
     "unpack",
+    "unpack_raw",
     "validated_copy",
     "validated_encoding",
 )
@@ -115,6 +116,11 @@ def unpack(data: bytes | bytearray | memoryview) -> Any:
         return msgpack.unpackb(data)
     except Exception as exc:  # msgpack raises several unrelated classes
         raise DecodeError(f"malformed msgpack: {exc}") from None
+
+
+def unpack_raw(data: bytes | bytearray | memoryview) -> Any:
+    """:func:`unpack` for callers that handle any exception themselves (msgpack's own)."""
+    return msgpack.unpackb(data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,25 +419,42 @@ def _struct_encoder(t: StructureType) -> Encoder:
     cls = t.value_class
     rid = t.runtime_id
     names = [f.name for f in t.fields]
-    env: dict[str, Any] = {"cls": cls, "rid": rid, "NC": _NotCanonical, "SV": StructValue}
+    env: dict[str, Any] = {
+        "cls": cls,
+        "rid": rid,
+        "NC": _NotCanonical,
+        "SV": StructValue,
+        "XArray": XArray,
+    }
     resolved: list[Encoder] = []
 
     def resolve() -> Encoder:
         for i, f in enumerate(t.fields):
             env[f"e{i}"] = encoder(f.type)
         get = [_attr("v", n) for n in names]
-        body = ", ".join(
-            g if env[f"e{i}"] is _ENC_STR_RAW else f"e{i}({g})" for i, g in enumerate(get)
-        )
         checks = " or ".join(
-            f"type({g}) is not str" for i, g in enumerate(get) if env[f"e{i}"] is _ENC_STR_RAW
+            f"type(a{i}) is not str" for i in range(len(get)) if env[f"e{i}"] is _ENC_STR_RAW
         )
+        # Each field read once into a local; string fields checked first, then the others
+        # encoded in field order (int64 and containers of strings / int64 inline).
+        lines = [f"    a{i} = {g}" for i, g in enumerate(get)]
+        if checks:
+            lines += [f"    if {checks}:", "        raise NC"]
+        items = []
+        for i, f in enumerate(t.fields):
+            if env[f"e{i}"] is _ENC_STR_RAW:
+                items.append(f"a{i}")
+                continue
+            inline = _inline_field_encoder(f.type, env[f"e{i}"], i)
+            if inline is None:
+                lines.append(f"    r{i} = e{i}(a{i})")
+            else:
+                lines += inline
+            items.append(f"r{i}")
         src = (
             "def enc_struct(v):\n"
             "    if v.__class__ is not cls and not (isinstance(v, SV) and v._type.runtime_id == rid):\n"
-            "        raise NC\n"
-            + (f"    if {checks}:\n        raise NC\n" if checks else "")
-            + f"    return [{body}]\n"
+            "        raise NC\n" + "\n".join(lines) + f"\n    return [{', '.join(items)}]\n"
         )
         exec(src, env)
         resolved.append(env["enc_struct"])
@@ -444,6 +467,67 @@ def _struct_encoder(t: StructureType) -> Encoder:
         return (resolved[0] if resolved else resolve())(v)
 
     return enc_struct_first
+
+
+def _inline_field_encoder(t: Type, enc: Encoder, i: int) -> list[str] | None:
+    """Source lines encoding field ``a{i}`` into ``r{i}`` inside a generated structure
+    encoder, for int64 and the common containers of strings and int64 (what their own
+    encoders do; an xarray with tombstones calls its encoder ``e{i}``). None otherwise."""
+    a, r = f"a{i}", f"r{i}"
+    i64 = f"not {-(2**63)} <= x <= {2**63 - 1}"
+    if enc is _ENC_I64:
+        return [
+            f"    if type({a}) is not int or not {-(2**63)} <= {a} <= {2**63 - 1}:",
+            "        raise NC",
+            f"    {r} = {a}",
+        ]
+    if isinstance(t, SetType) and enc is not None and isinstance(t.element, StringType):
+        return [
+            f"    if type({a}) is not set and type({a}) is not frozenset:",
+            "        raise NC",
+            f"    for x in {a}:",
+            "        if type(x) is not str:",
+            "            raise NC",
+            f"    {r} = sorted({a})",
+        ]
+    if (
+        isinstance(t, MapType)
+        and isinstance(t.key, StringType)
+        and isinstance(t.value, IntType)
+        and t.value.bits == 64
+        and t.value.signed
+    ):
+        return [
+            f"    if type({a}) is not dict:",
+            "        raise NC",
+            "    try:",
+            f"        keys = sorted({a})",
+            "    except TypeError:  # keys of mixed types: not canonical",
+            "        raise NC from None",
+            f"    {r} = []",
+            "    for k in keys:",
+            f"        x = {a}[k]",
+            f"        if type(k) is not str or type(x) is not int or {i64}:",
+            "            raise NC",
+            f"        {r}.append(k)",
+            f"        {r}.append(x)",
+        ]
+    if isinstance(t, XArrayType) and isinstance(t.element, StringType):
+        return [
+            f"    if type({a}) is not XArray:",
+            "        raise NC",
+            f"    order = {a}._order",
+            f"    values = {a}._values",
+            "    if len(values) == len(order):",
+            "        live = [values[p] for p in order]",
+            "        for x in live:",
+            "            if type(x) is not str:",
+            "                raise NC",
+            f"        {r} = [order, live, []]",
+            "    else:",
+            f"        {r} = e{i}({a})",
+        ]
+    return None
 
 
 def _attr(obj: str, name: str) -> str:
@@ -1061,7 +1145,14 @@ def _build_decoder(t: Type) -> Decoder:
 def _struct_decoder(t: StructureType) -> Decoder:
     cls = t.value_class
     names = [f.name for f in t.fields]
-    env: dict[str, Any] = {"cls": cls, "new": object.__new__, "Bad": _Bad, "n": len(names)}
+    env: dict[str, Any] = {
+        "cls": cls,
+        "new": object.__new__,
+        "Bad": _Bad,
+        "n": len(names),
+        "XArray": XArray,
+        "END": _END_RAW,
+    }
     resolved: list[Decoder] = []
 
     def resolve() -> Decoder:
@@ -1069,7 +1160,7 @@ def _struct_decoder(t: StructureType) -> Decoder:
             env[f"d{i}"] = decoder(f.type)
         lines = []
         str_checks = []
-        for i, name in enumerate(names):
+        for i, (name, f) in enumerate(zip(names, t.fields, strict=True)):
             if env[f"d{i}"] is _DEC_STR:
                 lines.append(_set_attr("o", name, f"w{i}"))
                 str_checks.append(f"type(w{i}) is not str")
@@ -1077,7 +1168,12 @@ def _struct_decoder(t: StructureType) -> Decoder:
                 lines.append(_set_attr("o", name, f"w{i}"))
                 str_checks.append(f"type(w{i}) is not int or not {-(2**63)} <= w{i} <= {2**63 - 1}")
             else:
-                lines.append(_set_attr("o", name, f"d{i}(w{i}, d)"))
+                inline = _inline_field_decoder(f.type, i)
+                if inline is None:
+                    lines.append(_set_attr("o", name, f"d{i}(w{i}, d)"))
+                else:
+                    lines.extend(inline)
+                    lines.append(_set_attr("o", name, f"v{i}"))
         src = (
             "def dec_struct(w, d):\n"
             "    if type(w) is not list or len(w) != n:\n"
@@ -1105,6 +1201,73 @@ def _struct_decoder(t: StructureType) -> Decoder:
 
     dec_struct_first.value_class = cls  # type: ignore[attr-defined]
     return dec_struct_first
+
+
+def _inline_field_decoder(t: Type, i: int) -> list[str] | None:
+    """Source lines decoding field ``w{i}`` into ``v{i}`` inside a generated structure
+    decoder, for the common container types of strings and int64 (the same checks, in the
+    same order, as their own decoders; an xarray with tombstones calls its decoder ``d{i}``).
+    None for other types."""
+    w, v = f"w{i}", f"v{i}"
+    i64 = f"type(x) is not int or not {-(2**63)} <= x <= {2**63 - 1}"
+    if isinstance(t, SetType) and isinstance(t.element, StringType):
+        return [
+            f"    if type({w}) is not list:",
+            "        raise Bad('set')",
+            f"    {v} = set({w})",
+            f"    if len({v}) != len({w}):",
+            "        raise Bad('set (duplicate elements)')",
+            f"    for x in {v}:",
+            "        if type(x) is not str:",
+            "            raise Bad('string')",
+        ]
+    if (
+        isinstance(t, MapType)
+        and isinstance(t.key, StringType)
+        and isinstance(t.value, IntType)
+        and t.value.bits == 64
+        and t.value.signed
+    ):
+        return [
+            f"    if type({w}) is not list or len({w}) & 1:",
+            "        raise Bad('map')",
+            f"    it = iter({w})",
+            f"    {v} = dict(zip(it, it))",
+            f"    if len({v}) * 2 != len({w}):",
+            "        raise Bad('map (duplicate keys)')",
+            f"    for x in {v}:",
+            "        if type(x) is not str:",
+            "            raise Bad('string')",
+            f"    for x in {v}.values():",
+            f"        if {i64}:",
+            "            raise Bad('int64')",
+        ]
+    if isinstance(t, XArrayType) and isinstance(t.element, StringType):
+        return [
+            f"    if type({w}) is not list or len({w}) != 3:",
+            "        raise Bad('xarray')",
+            f"    order, live, tombs = {w}",
+            "    if type(order) is not list or type(live) is not list or type(tombs) is not list:",
+            "        raise Bad('xarray')",
+            "    if len(live) + len(tombs) != len(order):",
+            "        raise Bad('xarray positions')",
+            "    for x in order:",
+            "        if type(x) is not bytes or len(x) != 16:",
+            "            raise Bad('xarray position')",
+            "    if tombs:",
+            f"        {v} = d{i}({w}, d)",
+            "    else:",
+            "        for x in live:",
+            "            if type(x) is not str:",
+            "                raise Bad('string')",
+            "        values = dict(zip(order, live))",
+            "        if len(values) != len(order) or END in values:",
+            "            raise Bad('xarray positions')",
+            f"        {v} = new(XArray)",
+            f"        {v}._order = order",
+            f"        {v}._values = values",
+        ]
+    return None
 
 
 def _lazy_dec(t: Type) -> Decoder:
@@ -1341,7 +1504,7 @@ def _trusted_struct(t: StructureType) -> Decoder:
     # Generated code, as for the checked decoder: fields whose wire form is their value are
     # stored as they come, with no call.
     names = [f.name for f in t.fields]
-    env: dict[str, Any] = {"new": object.__new__}
+    env: dict[str, Any] = {"new": object.__new__, "XArray": XArray}
     resolved: list[Decoder] = []
 
     def resolve() -> Decoder:
@@ -1351,11 +1514,34 @@ def _trusted_struct(t: StructureType) -> Decoder:
         lines = []
         for i, (name, f) in enumerate(zip(names, t.fields, strict=True)):
             dec = trusted_decoder(f.type)
+            env[f"d{i}"] = dec
+            ft = f.type
+            # containers of values whose wire form is the value are built inline
             if dec is _same_wire:
-                lines.append(_set_attr("o", name, f"w{i}"))
+                expr = f"w{i}"
+            elif isinstance(ft, SetType) and trusted_decoder(ft.element) is _same_wire:
+                expr = f"set(w{i})"
+            elif (
+                isinstance(ft, MapType)
+                and trusted_decoder(ft.key) is _same_wire
+                and trusted_decoder(ft.value) is _same_wire
+            ):
+                lines.append(f"    it = iter(w{i})")
+                expr = "dict(zip(it, it))"
+            elif isinstance(ft, XArrayType) and trusted_decoder(ft.element) is _same_wire:
+                lines += [
+                    f"    order, live, tombs = w{i}",
+                    "    if tombs:",
+                    f"        x = d{i}(w{i}, d)",
+                    "    else:",
+                    "        x = new(XArray)",
+                    "        x._order = order",
+                    "        x._values = dict(zip(order, live))",
+                ]
+                expr = "x"
             else:
-                env[f"d{i}"] = dec
-                lines.append(_set_attr("o", name, f"d{i}(w{i}, d)"))
+                expr = f"d{i}(w{i}, d)"
+            lines.append(_set_attr("o", name, expr))
         unpacked = "".join(f"w{i}, " for i in range(len(names)))
         src = (
             "def dec_struct_trusted(w, d):\n"

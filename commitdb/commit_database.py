@@ -41,6 +41,7 @@ Merge snapshots
 
 from __future__ import annotations
 
+import getpass
 import os
 import struct
 import time
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from commitdb.blobs import BLOB_TABLES, BlobInfo, BlobLayout, BlobStatistics, BlobStore, BlobStream
-from commitdb.codec import pack, unpack
+from commitdb.codec import pack, unpack, unpack_raw as msgpack_unpack
 from commitdb.commits import CommitData, CommitHeader, CommitKind, compute_commit_id
 from commitdb.dag import Linearization, linearize, mask
 from commitdb.definitions import Definitions, ExtendInfo
@@ -335,6 +336,35 @@ derived (the fields of :class:`DocEntry` but the sequence, in a plain tuple)."""
 
 def entry_fields(raw: bytes) -> EntryFields:
     """Decode a stored ``docs`` entry (DecodeError when it is malformed)."""
+    # The common entry, a single Document_Set: [cid (bin 32), ops (bin8 or bin16),
+    # SNAP_IN_OPS, ...] is read in place, leaving its ops (the document) undecoded.
+    if raw[:3] == b"\x97\xc4\x20" and len(raw) > 38:
+        head = raw[35]
+        if head == 0xC4:
+            start = 37
+            end = start + raw[36]
+        elif head == 0xC5:
+            start = 38
+            end = start + int.from_bytes(raw[36:38], "big")
+        else:
+            end = 0
+        if end and raw[end : end + 1] == b"\x01":
+            try:
+                tail = msgpack_unpack(b"\x94" + raw[end + 1 :])  # the 4 small fields after
+            except Exception:  # malformed: the generic path says how
+                tail = None
+            if type(tail) is list:
+                touches, all_enabled, resets, history = tail
+                return (
+                    raw[3:35],
+                    raw[start:end],
+                    SNAP_IN_OPS,
+                    touches,
+                    all_enabled,
+                    resets,
+                    history if type(history) is int else None,
+                    False,
+                )
     w = unpack(raw)
     try:
         cid, ops, snap, touches, all_enabled, resets, *rest = w
@@ -377,33 +407,23 @@ def history_step(history: int, commit_id: bytes) -> int:
     return (history * _HISTORY_FACTOR + int.from_bytes(commit_id[:8], "little")) & _U64_MASK
 
 
-_LOGIN_NAMES: dict[int, str] = {}
+_LOGIN_NAME: list[str] = []
 
 
 def _author() -> str:
-    """COMMITDB_AUTHOR, else what ``getpass.getuser()`` says (its user-database lookup is
-    cached per uid: it reads /etc/passwd, which cost a few percent of a small commit)."""
+    """COMMITDB_AUTHOR, else the login name (``getpass.getuser()``, asked once per process:
+    it reads several environment variables and may read the user database, which cost a
+    few percent of a small commit)."""
     env = os.environ.get("COMMITDB_AUTHOR")
     if env:
         return env
-    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # getpass.getuser()'s order
-        user = os.environ.get(name)
-        if user:
-            return user
-    try:
-        uid = os.getuid()
-    except Exception:  # no uid on this platform: getpass.getuser() fails too
-        return ""
-    found = _LOGIN_NAMES.get(uid)
-    if found is None:
+    if not _LOGIN_NAME:
         try:
-            import pwd
-
-            found = pwd.getpwuid(uid)[0]
+            name = getpass.getuser()
         except Exception:  # no user database in some containers
-            found = ""
-        _LOGIN_NAMES[uid] = found
-    return found
+            name = ""
+        _LOGIN_NAME.append(name)
+    return _LOGIN_NAME[0]
 
 
 class CommitDatabase:
@@ -708,8 +728,21 @@ class CommitDatabase:
         if found is not None:
             return found
         # one read transaction for every record the walk loads
+        records = self._records
         with self._storage.read() as txn:
-            return linearize(commit_id, lambda c: self._record(c, txn), cache)
+            get = txn.get
+
+            def lookup(c: CommitId) -> CommitRecord:
+                rec = records.get(c)
+                if rec is None:
+                    raw = get("commits", c)
+                    if raw is None:
+                        raise UnknownCommitError(f"missing commit {c.hex()}")
+                    rec = _load_record(c, raw)
+                    self._remember(rec)
+                return rec
+
+            return linearize(commit_id, lookup, cache)
 
     def enabled_by_commit_id(self, commit_id: CommitId) -> dict[CommitId, bool]:
         """The enable flag of every commit in the history of `commit_id`."""

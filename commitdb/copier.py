@@ -8,6 +8,7 @@ It is several times faster than :func:`copy.deepcopy` because it knows the shape
 from __future__ import annotations
 
 import copy
+import keyword
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -132,27 +133,67 @@ def _build(t: Type) -> Copier:
     return copy.deepcopy
 
 
+_building: set[uuid.UUID] = set()  # structures whose copier is being compiled
+
+
 def _struct_copier(t: StructureType) -> Copier:
-    cls = t.value_class
-    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    resolved: list[Copier] = []
+    rid = t.runtime_id
+    if rid in _building:
+        # A recursive reference, met while compiling the structure itself: it is resolved
+        # on first use (by then the compiled copier is registered).
+        cell: list[Copier] = []
 
-    def resolve() -> Copier:
-        lines = []
-        for i, f in enumerate(t.fields):
-            c = copier(f.type)
-            if c is _same:
-                lines.append(f"    o.{f.name} = v.{f.name}")
-            else:
-                env[f"c{i}"] = c
-                lines.append(f"    o.{f.name} = c{i}(v.{f.name})")
-        src = "def copy_struct(v):\n    o = new(cls)\n" + "\n".join(lines) + "\n    return o\n"
-        exec(src, env)
-        resolved.append(env["copy_struct"])
-        _copiers[t.runtime_id] = resolved[0]
-        return resolved[0]
+        def first(v: Any) -> Any:
+            if not cell:
+                cell.append(copier(t))
+            return cell[0](v)
 
-    def first(v: Any) -> Any:
-        return (resolved[0] if resolved else resolve())(v)
+        return first
+    _building.add(rid)
+    try:
+        return _compile_struct_copier(t)
+    finally:
+        _building.discard(rid)
 
-    return first
+
+def _compile_struct_copier(t: StructureType) -> Copier:
+    # Generated code, compiled at once (callers hold the compiled function itself): one
+    # line per field; containers of immutable values are copied inline.
+    env: dict[str, Any] = {"new": object.__new__, "cls": t.value_class, "XArray": XArray}
+    lines = []
+    for i, f in enumerate(t.fields):
+        get, ft = _attr_src("v", f.name), f.type
+        if is_immutable_type(ft):
+            expr = get
+        elif isinstance(ft, SetType) and is_immutable_type(ft.element):
+            expr = f"set({get})"
+        elif isinstance(ft, VectorType) and is_immutable_type(ft.element):
+            expr = f"list({get})"
+        elif isinstance(ft, MapType) and is_immutable_type(ft.key) and is_immutable_type(ft.value):
+            expr = f"dict({get})"
+        elif isinstance(ft, XArrayType) and is_immutable_type(ft.element):
+            lines.append(f"    x = {get}")
+            lines.append("    y = new(XArray)")
+            lines.append("    y._order = list(x._order)")
+            lines.append("    y._values = dict(x._values)")
+            expr = "y"
+        else:
+            env[f"c{i}"] = copier(ft)
+            expr = f"c{i}({get})"
+        lines.append(_set_src("o", f.name, expr))
+    src = "def copy_struct(v):\n    o = new(cls)\n" + "\n".join(lines) + "\n    return o\n"
+    exec(src, env)
+    compiled: Copier = env["copy_struct"]
+    return compiled
+
+
+def _attr_src(obj: str, name: str) -> str:
+    """Source reading a field (a Python keyword, legal as a DSM field name, needs getattr)."""
+    return f"getattr({obj}, {name!r})" if keyword.iskeyword(name) else f"{obj}.{name}"
+
+
+def _set_src(obj: str, name: str, expr: str) -> str:
+    """Source line writing a field (see :func:`_attr_src`)."""
+    if keyword.iskeyword(name):
+        return f"    setattr({obj}, {name!r}, {expr})"
+    return f"    {obj}.{name} = {expr}"

@@ -728,13 +728,21 @@ class CommitState:
         brought = lin.order[len(db._linearize(self._virtual[0]).order) :]
         addresses: dict[bytes, None] = {}
         with db._read() as txn:
+            get = txn.get
             for c in brought:
                 kind = db._record(c, txn).kind
                 if kind == CommitKind.DISABLE or kind == CommitKind.ENABLE:
                     return None
                 if kind == CommitKind.MUTATIONS:
-                    for _, address in txn.items("cdocs", bytes(c)):
+                    # cdocs keys are the commit id and a 0, 1, 2... index: point reads
+                    # until the first missing one (cheaper than a prefix scan per commit)
+                    i = 0
+                    while True:
+                        address = get("cdocs", c + i.to_bytes(4, "big"))
+                        if address is None:
+                            break
                         addresses[address] = None
+                        i += 1
         out = []
         for address in addresses:
             att = self._defs.query_attachment(uuid.UUID(bytes=address[:16]))

@@ -881,7 +881,7 @@ class _LmdbReadTxn(ReadTxn):
 
     def get(self, table: str, key: bytes) -> bytes | None:
         """Return the value under ``key`` in ``table``, or ``None``; see :class:`ReadTxn`."""
-        if type(key) is not bytes or not 0 < len(key) <= MAX_KEY_SIZE:
+        if not (isinstance(key, bytes) and 0 < len(key) <= MAX_KEY_SIZE):
             check_key(key)
         if self._done or self._storage._closed:
             self._check_live()
@@ -1094,10 +1094,14 @@ class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
         self._dirty = False  # the LMDB transaction holds changes (only while committing)
 
     def _overlay(self, table: str) -> TableOverlay:
-        if self._db(table) is None:  # pragma: no cover - a writable storage opened all its tables
-            raise StorageError(f"{self._storage.path}: table {table!r} has no LMDB database")
+        if self._done or self._storage._closed:
+            self._check_live()
         overlay = self._overlays.get(table)
         if overlay is None:
+            if table not in self._tables:
+                self._storage._db(table)  # raises the unknown-table error
+            if self._dbs.get(table) is None:  # pragma: no cover - a writable storage opened all
+                raise StorageError(f"{self._storage.path}: table {table!r} has no LMDB database")
             overlay = self._overlays[table] = TableOverlay()
         return overlay
 
@@ -1142,12 +1146,19 @@ class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
     def _apply(self) -> None:
         """Write the overlays into the LMDB transaction, in key order."""
         txn = self._txn
+        dbs = self._dbs
         for table, overlay in self._overlays.items():
-            db = self._storage._db(table)
-            assert db is not None
+            db = dbs[table]
             if overlay.cleared:
                 txn.drop(db, delete=False)
             changes = overlay.values
+            if len(changes) == 1:
+                ((key, value),) = changes.items()
+                if value is None:
+                    txn.delete(key, db=db)
+                else:
+                    txn.put(key, value, db=db)
+                continue
             if None not in changes.values():  # only puts: one C call writes them all
                 txn.cursor(db).putmulti(cast("list[tuple[bytes, bytes]]", sorted(changes.items())))
                 continue
@@ -1160,8 +1171,11 @@ class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
 
     def _commit(self) -> None:
         self._check_live()
-        if not any(overlay.values or overlay.cleared for overlay in self._overlays.values()):
-            return
+        for overlay in self._overlays.values():
+            if overlay.values or overlay.cleared:
+                break
+        else:
+            return  # nothing to write
         while True:
             try:
                 self._dirty = True
@@ -1207,6 +1221,59 @@ class _LmdbWriteTxn(_LmdbReadTxn, WriteTxn):
                 self._shared.end(self._txn)
             else:
                 self._shared.end_clean(self._txn)
+
+
+class _WriteSession:
+    """What :meth:`LmdbStorage.write` returns: pins the environment, takes the in-process
+    writer lock (see :meth:`_SharedEnv.writing`) and begins the write transaction on entry;
+    commits (on normal exit) and releases all that on exit."""
+
+    __slots__ = ("_storage", "_writer")
+
+    def __init__(self, storage: LmdbStorage) -> None:
+        self._storage = storage
+        self._writer: _LmdbWriteTxn | None = None
+
+    def __enter__(self) -> WriteTxn:
+        storage = self._storage
+        storage._check_open()
+        if storage._readonly:
+            raise ReadOnlyError(f"{storage._path} was opened read-only")
+        shared = storage._shared
+        shared.pin()
+        try:
+            me = threading.get_ident()
+            if shared._writer == me:
+                raise StorageError(
+                    f"{shared.path}: a write transaction is already open in this thread"
+                )
+            shared._write_lock.acquire()
+            try:
+                shared._writer = me
+                self._writer = _LmdbWriteTxn(storage, shared)
+            except BaseException:
+                shared._writer = None
+                shared._write_lock.release()
+                raise
+        except BaseException:
+            shared.unpin()
+            raise
+        return self._writer
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        writer = self._writer
+        assert writer is not None
+        shared = writer._shared
+        try:
+            try:
+                if exc_type is None:
+                    writer._commit()
+            finally:
+                writer._finish()
+        finally:
+            shared._writer = None
+            shared._write_lock.release()
+            shared.unpin()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1467,24 +1534,9 @@ class LmdbStorage(Storage):
         except lmdb.Error as exc:
             raise _translate(exc, self._path) from exc
 
-    @contextmanager
-    def write(self) -> Iterator[WriteTxn]:
+    def write(self) -> AbstractContextManager[WriteTxn]:
         """Open the write transaction; see :class:`Storage`."""
-        self._check_open()
-        if self._readonly:
-            raise ReadOnlyError(f"{self._path} was opened read-only")
-        shared = self._shared
-        shared.pin()
-        try:
-            with shared.writing():
-                writer = _LmdbWriteTxn(self, shared)
-                try:
-                    yield writer
-                    writer._commit()
-                finally:
-                    writer._finish()
-        finally:
-            shared.unpin()
+        return _WriteSession(self)
 
     def close(self) -> None:
         """Close the storage; idempotent. The environment closes with its last user."""

@@ -42,6 +42,7 @@ def needs_samples(fn: Any) -> Any:
     """Marks tests that read the samples (they are required, never skipped)."""
     return fn
 
+
 U = "f529bc42-0618-4f54-a3fb-d55f95c5ad03"
 RAPTOR_UUID = UUID("f2d9ea90-2adc-4e9a-a2bf-02288281747d")
 
