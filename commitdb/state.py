@@ -472,25 +472,25 @@ class CommitState:
         else:
             n = self._ahead = 0
         self._ahead_next = None
-        rec = self._rec
-        assert rec is not None
-        limit = rec.seq
+        top = self._top_seq
         budget = 4 * n + 64  # index entries read at most
         cache = self._cache
+        store = self._ahead_store
         current: bytes | None = None  # the address being collected
         pending: list[tuple[int, bytes]] = []  # its entries up to this state, oldest first
+        at_top: bytes | None = None  # its entry at this state's own commit, if any
         skip = False
         count = 0
         for key, raw in txn.items("docs", address[:16], start=address + _LAST_SEQ):
             a = key[:48]
             if a != current:
                 if current is not None and not skip:
-                    self._ahead_store(current, pending, att, txn)
+                    store(current, at_top, pending, att, txn)
                 count += 1
                 if count > n:
                     self._ahead_next = a
                     return
-                current, skip = a, a in cache
+                current, skip, at_top = a, a in cache, None
                 pending = []
             budget -= 1
             if budget < 0:
@@ -498,37 +498,47 @@ class CommitState:
                 return
             if not skip:
                 seq = int.from_bytes(key[48:], "big")
-                if seq <= limit:
+                if seq == top and _entry_head(raw)[0] == self._commit_id:
+                    at_top = raw  # the newest possible entry: on the chain, the answer
+                elif seq <= top:
                     pending.append((seq, raw))
         if current is not None and not skip:
-            self._ahead_store(current, pending, att, txn)
+            store(current, at_top, pending, att, txn)
 
     def _ahead_store(
-        self, address: DocAddress, entries: list[tuple[int, bytes]], att: Attachment, txn: ReadTxn
+        self,
+        address: DocAddress,
+        raw: bytes | None,
+        entries: list[tuple[int, bytes]],
+        att: Attachment,
+        txn: ReadTxn,
     ) -> None:
-        """Cache a document read ahead from its entries (oldest first), as
-        :meth:`_resolve_chain` would resolve it."""
-        raw = None
-        for seq, candidate in reversed(entries):  # newest first: the chain is walked less
-            found = self._on_chain(_entry_head(candidate)[0], seq, txn)
-            if found is None:  # cannot happen at a clean commit; the general path decides
-                return
-            if found:
-                raw = candidate
-                break
+        """Cache a document read ahead, as :meth:`_resolve_chain` would resolve it: from
+        its entry at this state's commit (`raw`) when there is one, else from the newest of
+        its older `entries` (oldest first) on the chain."""
         if raw is None:
-            self._cache[address] = _NOTHING  # no entry on a clean chain: never existed
-            return
+            for seq, candidate in reversed(entries):  # newest first: the chain is walked less
+                found = self._on_chain(_entry_head(candidate)[0], seq, txn)
+                if found is None:  # cannot happen at a clean commit; the general path decides
+                    return
+                if found:
+                    raw = candidate
+                    break
+            else:
+                self._cache[address] = _NOTHING  # no entry on a clean chain: never existed
+                return
         e = entry_fields(raw)
-        if e[2] is None:  # SNAP_UNKNOWN: left to the general path
-            return
-        snap = snapshot_of(e)
-        if snap is None:
-            self._cache[address] = _Resolved(ABSENT, e[3], e[4], e[6])
-        else:
+        snap = e[2]  # as snapshot_of(e), inlined
+        if type(snap) is int:  # SNAP_IN_OPS
+            self._cache[address] = _Resolved(
+                _PENDING, e[3], e[4], e[6], None, e[1][3:], att.document_type, self._defs
+            )
+        elif type(snap) is bytes:
             self._cache[address] = _Resolved(
                 _PENDING, e[3], e[4], e[6], None, snap, att.document_type, self._defs
             )
+        elif snap is not None:  # SNAP_ABSENT; SNAP_UNKNOWN is left to the general path
+            self._cache[address] = _Resolved(ABSENT, e[3], e[4], e[6])
 
     def _on_chain(self, commit_id: bytes, seq: int, txn: ReadTxn) -> bool | None:
         """Whether the commit (`commit_id`, `seq`) is on this state's parent chain with only
