@@ -9,6 +9,11 @@ exception, a hang or a huge allocation (msgpack limits sizes to the input length
 checks validity, not layout: a valid value written in another layout (set elements out of
 order, a non-minimal msgpack integer) decodes, and re-encoding it gives the canonical bytes.
 
+``decode_trusted`` is the decoder of bytes commitdb encoded and stored itself (snapshots of
+the commit engine, documents of a flat database): it rebuilds the same values without the
+per-element checks, and falls back to ``decode`` (and its DecodeError) on anything that does
+not fit the expected shape.
+
 Wire forms (msgpack): bool, int, float64, str and bin as themselves; uuid as bin(16); blob_id
 and commit_id as bin(32); vector, tuple, vec, mat as arrays; set as a sorted array; map as a
 flat sorted array ``[k0, v0, k1, v1, ...]``; optional as nil or the value (``[]``/``[v]`` when
@@ -1553,6 +1558,8 @@ def _trusted_struct(t: StructureType) -> Decoder:
         exec(src, env)
         resolved.append(env["dec_struct_trusted"])
         _remember_trusted(t, resolved[0])
+        if _trusted_shared.get(t.runtime_id) is dec_struct_trusted_first:
+            _trusted_shared[t.runtime_id] = resolved[0]  # later type objects skip the wrapper
         return resolved[0]
 
     def dec_struct_trusted_first(w: Any, d: Definitions | None) -> Any:

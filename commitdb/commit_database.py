@@ -786,7 +786,8 @@ class CommitDatabase:
         with self._storage.write() as txn:
             if txn.has("commits", cid):
                 return cid
-            if base.is_valid and not txn.has("commits", base):
+            # a cached record is a stored commit (commits are never removed)
+            if base.is_valid and base not in self._records and not txn.has("commits", base):
                 raise UnknownCommitError(f"missing commit {base.hex()}")
             for b in blob_ids:
                 if not txn.has("blobs", b):

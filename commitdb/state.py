@@ -59,6 +59,7 @@ from commitdb.opcodes import (
     decode_ops,
     replay_ops,
 )
+from commitdb.storage.base import prefix_items
 from commitdb.types import Attachment, ConceptType, Type
 from commitdb.values import Key
 
@@ -621,7 +622,7 @@ class CommitState:
         state's linearization, in its order (derived entries left out)."""
         pos = self._linearization().positions
         with self._db._read() as txn:
-            stored = list(txn.items("docs", address))
+            stored = prefix_items(txn, "docs", address)
         out = []
         for key, raw in stored:
             cid, derived = _entry_head(raw)

@@ -47,6 +47,7 @@ __all__ = (
     "check_value",
     "getter",
     "iteration_start",
+    "prefix_items",
     "prefix_successor",
     "step_sorted",
 )
@@ -267,6 +268,27 @@ def getter(storage: Storage) -> Callable[[str, bytes], bytes | None]:
             return txn.get(table, key)
 
     return get
+
+
+def prefix_items(txn: ReadTxn, table: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    """Every ``(key, value)`` of ``table`` whose key starts with ``prefix``, in key order.
+
+    ``list(txn.items(table, prefix))``, through the transaction's own bulk read when it has
+    one (``prefix_list``: the LMDB read transactions).
+
+    Args:
+        txn: An open transaction.
+        table: A declared table name.
+        prefix: The key prefix (may be empty).
+
+    Returns:
+        A new list.
+    """
+    bulk = getattr(txn, "prefix_list", None)
+    if bulk is not None:
+        found: list[tuple[bytes, bytes]] = bulk(table, prefix)
+        return found
+    return list(txn.items(table, prefix))
 
 
 def check_tables(tables: Iterable[str], reserved: frozenset[str] = frozenset()) -> tuple[str, ...]:

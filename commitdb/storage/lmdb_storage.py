@@ -56,6 +56,11 @@ One environment per process
     durable storage sharing an environment first opened with ``durable=False`` flushes the
     environment after each of its commits.
 
+One-key reads
+    :meth:`LmdbStorage.get` reads one value in a read transaction of its own, entering the
+    gate and pinning the environment under one lock acquisition (a ``with storage.read()``
+    block costs two, plus the context manager): the hot path of document reads.
+
 Concurrency
     Several processes may use one database at once (LMDB locking); readers never block the
     writer. Within a process, write transactions are serialized by a lock (a nested write
@@ -925,6 +930,32 @@ class _LmdbReadTxn(ReadTxn):
         if not self._writes:
             return (key for key, _ in self._scan(db, prefix, None, False, False))
         return (key for key, _ in self._iterate(table, db, prefix, None, False, False))
+
+    def prefix_list(self, table: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """Every ``(key, value)`` whose key starts with ``prefix``, in key order, as a list
+        (see :func:`~commitdb.storage.base.prefix_items`): the cursor steps in C."""
+        db = self._db(table)
+        if self._writes:
+            return list(self._iterate(table, db, prefix, None, False, True))
+        if db is None:
+            return []
+        out: list[tuple[bytes, bytes]] = []
+        try:
+            cursor = self._txn.cursor(db)
+            if prefix and len(prefix) <= MAX_KEY_SIZE:
+                found = cursor.set_range(prefix)
+            else:
+                found = _seek(cursor, *iteration_start(prefix, None, False), False)
+            if not found:
+                return out
+            append = out.append
+            for item in cursor.iternext():
+                if not item[0].startswith(prefix):
+                    break
+                append(item)
+        except lmdb.Error as exc:
+            raise self._failed(exc) from exc
+        return out
 
     def _scan(
         self, db: _Db | None, prefix: bytes, start: bytes | None, reverse: bool, values: bool
