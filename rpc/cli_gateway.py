@@ -8,7 +8,9 @@ works; with no ``--service``/``--upstream`` it serves the Ge example service.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
+import queue
 import ssl
 import sys
 from typing import Any
@@ -30,16 +32,23 @@ def _database(spec: str) -> tuple[str, str]:
     return name, path
 
 
-def _audit_logging(path: str | None) -> None:
-    """Audit lines always go out (INFO), to the file or to stderr, whatever -v says."""
-    from rpc.gateway.security import AUDIT_LOGGER
+def _audit_logging(path: str | None) -> logging.handlers.QueueListener:
+    """Audit lines always go out (INFO), to the file or to stderr, whatever -v says.
+
+    The calls only enqueue their record; a listener thread formats and writes the lines
+    (stop the returned listener to flush them)."""
+    from rpc.gateway.security import AUDIT_LOGGER, AuditQueueHandler
 
     logger = logging.getLogger(AUDIT_LOGGER)
     handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s audit %(message)s"))
-    logger.addHandler(handler)
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler)
+    logger.addHandler(AuditQueueHandler(records))
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    listener.start()
+    return listener
 
 
 @click.command("gateway")
@@ -133,7 +142,7 @@ def gateway(
     except ValueError as exc:  # the message never shows a token
         raise click.BadParameter(str(exc), param_hint="--token") from None
     configure_logging(verbose)
-    _audit_logging(audit_log)
+    audit = _audit_logging(audit_log)
     config = GatewayConfig(
         databases=dict(_database(d) for d in databases),
         data_dir=data_dir,
@@ -149,7 +158,12 @@ def gateway(
         protect_metrics=protect_metrics,
         debug=debug,
     )
-    started = _serve(create_app(config), host, port, tls_cert, tls_key, client_ca, config, verbose)
+    try:
+        started = _serve(
+            create_app(config), host, port, tls_cert, tls_key, client_ca, config, verbose
+        )
+    finally:
+        audit.stop()  # writes the queued audit lines
     if not started:
         sys.exit(1)
 
@@ -183,7 +197,6 @@ def _serve(
         app,
         host=host,
         port=port,
-        loop="asyncio",
         lifespan="on",
         access_log=verbose > 1,
         log_level="warning" if verbose == 0 else "info" if verbose == 1 else "debug",
@@ -192,6 +205,8 @@ def _serve(
         ssl_ca_certs=client_ca,
         ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
         ws_max_size=max(4 * config.max_request_bytes, 1 << 16),
+        # JSON-RPC messages are small: compressing each costs more than it saves
+        ws_per_message_deflate=False,
         server_header=False,
         timeout_graceful_shutdown=5,
     )

@@ -382,7 +382,6 @@ class ServedDatabase:
     handles: _Handles
     head_seq: int = 0
     subscribers: set[_Subscriber] = field(default_factory=set)
-    changed: anyio.Event = field(default_factory=anyio.Event)
     merge_states: dict[tuple[int, bytes, bytes], CommitState] = field(default_factory=dict)
     enumerations: _Enumerations = field(default_factory=lambda: _Enumerations(ENUMERATION_CACHE))
 
@@ -539,10 +538,7 @@ class DatabaseServer:
 
     async def _watch(self, s: ServedDatabase) -> None:
         while True:
-            with anyio.move_on_after(self.poll_interval):
-                await s.changed.wait()
-            if s.changed.is_set():
-                s.changed = anyio.Event()
+            await anyio.sleep(self.poll_interval)
             try:
                 s.refresh_head()
             except CommitDBError:
@@ -730,8 +726,7 @@ class _DatabaseHandler:
         try:
             return await self.server.writers.run(_borrowed, s.handles, fn, args)
         finally:
-            s.changed.set()
-            s.refresh_head()
+            s.refresh_head()  # announce at once (the watcher is for other writers)
 
     def _in_session(
         self, s: ServedDatabase, fn: Callable[[Any, list[Any]], Any], args: Any, mode: int
@@ -810,7 +805,7 @@ class _DatabaseHandler:
         try:
             return await work
         finally:
-            s.changed.set()
+            s.refresh_head()
 
     # -- commit database specials ---------------------------------------------------------
     def _subscribe(self, s: ServedDatabase, args: list[Any]) -> Any:

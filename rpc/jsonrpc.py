@@ -204,6 +204,10 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+#: The decoder of :func:`parse_message` (built once, like ``json.loads`` with options).
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def parse_message(data: bytes | str, *, accept_replies: bool = False) -> Message:
     """Parse a received message.
 
@@ -218,7 +222,7 @@ def parse_message(data: bytes | str, *, accept_replies: bool = False) -> Message
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
-        decoded = json.loads(text, parse_constant=_no_constants)
+        decoded = _DECODER.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         reason = "invalid UTF-8" if isinstance(exc, UnicodeDecodeError) else "not valid JSON"
         return Message((Invalid(JsonRpcError(PARSE_ERROR, "parse error", {"reason": reason})),))
@@ -255,7 +259,12 @@ def notification(method: str, params: Any) -> dict[str, Any]:
 
 def encode_json(obj: Any) -> str:
     """Strict JSON text (no NaN/Infinity; TypeError/ValueError when not serializable)."""
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _ENCODER.encode(obj)
+
+
+#: The encoder of :func:`encode_json` (built once: ``json.dumps`` with options builds one per
+#: call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _encode_reply(reply: dict[str, Any]) -> str:
@@ -357,6 +366,8 @@ class MethodSpec:
         permission: ``read``, ``write`` or ``admin``: the least a caller needs.
         transports: Where the method is offered (``http``, ``ws``).
         notes: Extra OpenRPC fields (``x-...``).
+        inline: The handler never suspends (it runs to its end at once, so no timeout can
+            interrupt it): it runs without a timeout scope, in place within a batch.
     """
 
     name: str
@@ -369,6 +380,7 @@ class MethodSpec:
     permission: str = "read"
     transports: frozenset[str] = frozenset({"http", "ws"})
     notes: dict[str, Any] = field(default_factory=dict)
+    inline: bool = False
 
 
 class Registry:
@@ -420,6 +432,10 @@ class Bound:
         return default if value is None else value
 
 
+#: ``params[i]`` for the first positions (built once).
+_POSITIONS = tuple(f"params[{i}]" for i in range(32))
+
+
 def bind_params(spec: MethodSpec, params: list[Any] | dict[str, Any] | None) -> Bound:
     """Match ``params`` to a method's parameters.
 
@@ -430,21 +446,22 @@ def bind_params(spec: MethodSpec, params: list[Any] | dict[str, Any] | None) -> 
     Raises:
         JsonRpcError: -32602 with ``data`` saying what is missing, unknown or in excess.
     """
-    names = [p.name for p in spec.params]
     given: dict[str, Any] = {}
     where: dict[str, str] = {}
     if isinstance(params, list):
         if len(params) > len(spec.params):
+            names = [p.name for p in spec.params]
             raise JsonRpcError(
                 INVALID_PARAMS,
                 f"invalid params: {spec.name} takes at most {len(spec.params)} parameter(s), "
                 f"got {len(params)}",
                 {"expected": names, "given": len(params)},
             )
-        for p, value in zip(spec.params, params, strict=False):
+        for i, (p, value) in enumerate(zip(spec.params, params, strict=False)):
             given[p.name] = value
-            where[p.name] = f"params[{names.index(p.name)}]"
+            where[p.name] = _POSITIONS[i] if i < len(_POSITIONS) else f"params[{i}]"
     elif isinstance(params, dict):
+        names = [p.name for p in spec.params]
         unknown = sorted(set(params) - set(names))
         if unknown:
             raise JsonRpcError(
@@ -456,6 +473,7 @@ def bind_params(spec: MethodSpec, params: list[Any] | dict[str, Any] | None) -> 
         where = {n: f"params.{n}" for n in params}
     missing = [p.name for p in spec.params if p.required and p.name not in given]
     if missing:
+        names = [p.name for p in spec.params]
         raise JsonRpcError(
             INVALID_PARAMS,
             f"invalid params: {spec.name} needs {', '.join(missing)}",

@@ -57,9 +57,10 @@ One environment per process
     environment after each of its commits.
 
 One-key reads
-    :meth:`LmdbStorage.get` reads one value in a read transaction of its own, entering the
-    gate and pinning the environment under one lock acquisition (a ``with storage.read()``
-    block costs two, plus the context manager): the hot path of document reads.
+    :meth:`LmdbStorage.get` reads one value in a read transaction of its own: the hot path
+    of document reads. It takes no lock while no resize is under way: it announces itself
+    in a list of tokens that a resize waits to see empty (and that keeps the environment
+    open), and backs off to the gate when a resize has begun (see ``_SharedEnv.get_one``).
 
 Concurrency
     Several processes may use one database at once (LMDB locking); readers never block the
@@ -379,6 +380,9 @@ class _SharedEnv:
         self._active = 0  # LMDB transactions open, over all threads
         self._resizing = False
         self._local = threading.local()
+        # One-shot reads in flight (see get_one): a token each, appended and popped without
+        # the lock (both atomic in CPython).
+        self._inflight: list[None] = []
 
     # -- lifetime --
 
@@ -399,7 +403,7 @@ class _SharedEnv:
     def unused(self) -> bool:
         """Tell whether no storage and no transaction uses the environment any more."""
         with self._lock:
-            return self.refs == 0 and self._pins == 0
+            return self.refs == 0 and self._pins == 0 and not self._inflight
 
     # -- the writer lock --
 
@@ -476,14 +480,46 @@ class _SharedEnv:
                 raise
 
     def get_one(self, db: _Db, key: bytes) -> bytes | None:
-        """Read one value in a read transaction of its own (pinned, inside the gate).
+        """Read one value in a read transaction of its own.
+
+        Lock-free while no resize is under way: the read puts a token in ``_inflight``,
+        *then* looks at ``_resizing``; a resize sets ``_resizing``, *then* waits for the
+        tokens to go (and :meth:`unused` counts them). Under the GIL these steps are
+        sequentially consistent, so either the resize sees the token or the read sees the
+        flag, and backs off to the gated path (:meth:`_get_one_gated`).
+
+        Raises:
+            lmdb.Error: LMDB refused.
+        """
+        inflight = self._inflight
+        inflight.append(None)
+        try:
+            if not self._resizing:
+                try:
+                    txn = self.env.begin()
+                except lmdb.MapResizedError:  # another process grew the map: the gated path
+                    txn = None
+                if txn is not None:
+                    try:
+                        return txn.get(key, db=db)
+                    finally:
+                        try:
+                            txn.abort()
+                        except lmdb.Error:
+                            pass
+        finally:
+            inflight.pop()
+            if self.refs == 0 and self._pins == 0:  # the last storage closed meanwhile
+                _close_if_unused(self)
+        return self._get_one_gated(db, key)
+
+    def _get_one_gated(self, db: _Db, key: bytes) -> bytes | None:
+        """:meth:`get_one` through the gate (pinned, counted in ``_active``), for when a
+        resize is under way.
 
         The thread's count of held transactions is read (a thread holding another one must
         not wait for a resize) but not changed: nothing else runs in this thread while the
         transaction is open, so nothing could look at it.
-
-        Raises:
-            lmdb.Error: LMDB refused.
         """
         pin = 1
         while True:
@@ -548,14 +584,14 @@ class _SharedEnv:
         if idle and self.refs == 0:
             _close_if_unused(self)
 
-    def _wait(self, deadline: float) -> None:
+    def _wait(self, deadline: float, poll: float | None = None) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise StorageError(
                 f"{self.path}: gave up resizing the LMDB map after {GROW_WAIT_TIMEOUT:g} s "
                 "waiting for the other transactions of this process to finish"
             )
-        self._cond.wait(remaining)
+        self._cond.wait(remaining if poll is None else min(remaining, poll))
 
     def resize(self, seen: int | None, own: _Txn | None = None) -> None:
         """Resize the map once no other transaction is open in this process.
@@ -581,8 +617,9 @@ class _SharedEnv:
                     self._wait(deadline)
                 self._resizing = True
                 try:
-                    while self._active > allowed:
-                        self._wait(deadline)
+                    while self._active > allowed or self._inflight:
+                        # one-shot reads do not notify: poll for them (they last microseconds)
+                        self._wait(deadline, 0.001 if self._inflight else None)
                     if own is not None:
                         self._release_locked(own)
                         own = None

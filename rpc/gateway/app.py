@@ -11,7 +11,8 @@ commits from any writer (:mod:`rpc.gateway.subscriptions`).
 :meth:`Gateway.run_message` is the one dispatcher of both transports: per call it applies
 the rate limit, authentication, permission, parameter binding and the timeout, maps
 exceptions to error objects, and records metrics and the audit line. The members of a batch
-run concurrently.
+that complete at once (inline pool functions, invalid members) run in place, the others
+concurrently; the members start in order.
 """
 
 from __future__ import annotations
@@ -176,16 +177,38 @@ class Gateway:
             reply = await self.run_call(items[0], ctx)
             return encode_replies([reply] if reply else [], message.batch)
         replies: list[dict[str, Any] | None] = [None] * len(items)
-        limiter = anyio.CapacityLimiter(BATCH_CONCURRENCY)
-
-        async def one(i: int, item: Call | Invalid) -> None:
-            async with limiter:
+        waiting: list[tuple[int, Call | Invalid]] = []
+        for i, item in enumerate(items):
+            # one that completes without suspending runs in place (no task), unless one that
+            # awaits comes before it: the members still start in order (as `auth` needs)
+            if not waiting and self.is_immediate(item):
                 replies[i] = await self.run_call(item, ctx)
+            else:
+                waiting.append((i, item))
+        if len(waiting) == 1:
+            i, item = waiting[0]
+            replies[i] = await self.run_call(item, ctx)
+        elif waiting:
+            limiter = anyio.CapacityLimiter(BATCH_CONCURRENCY)
 
-        async with anyio.create_task_group() as tg:
-            for i, item in enumerate(items):
-                tg.start_soon(one, i, item)
+            async def one(i: int, item: Call | Invalid) -> None:
+                async with limiter:
+                    replies[i] = await self.run_call(item, ctx)
+
+            async with anyio.create_task_group() as tg:
+                for i, item in waiting:
+                    tg.start_soon(one, i, item)
         return encode_replies([r for r in replies if r is not None], message.batch)
+
+    def is_immediate(self, item: object) -> bool:
+        """Whether handling `item` completes without suspending (an invalid member, an
+        unknown method, an inline method)."""
+        if isinstance(item, Invalid):
+            return True
+        if not isinstance(item, Call):
+            return False
+        spec = self.registry.get(item.method)
+        return spec is None or spec.inline
 
     async def run_call(self, item: Call | Invalid, ctx: CallContext) -> dict[str, Any] | None:
         """Handle one member; its response (None for a notification)."""
@@ -210,7 +233,7 @@ class Gateway:
         duration = time.perf_counter() - start
         shown = item.method if isinstance(item, Call) else "-"
         self._record(shown, method, ctx, code, duration)
-        if method.startswith(("pool.", "apool.")):
+        if method.startswith(("pool.", "apool.")) and self.hub.has("events", "calls"):
             outcome = "ok" if code is None else f"error {code}"
             event = {"method": method, "outcome": outcome, "duration_ms": round(duration * 1e3, 3)}
             self.hub.publish("events", "calls", event)
@@ -261,6 +284,8 @@ class Gateway:
         if ctx.principal is not None:
             require_permission(ctx.principal, spec.permission)
         bound = bind_params(spec, call.params)
+        if spec.inline:  # runs to its end at once: no timeout could interrupt it
+            return await spec.handler(ctx, bound)
         with anyio.move_on_after(self.config.timeout) as scope:
             return await spec.handler(ctx, bound)
         if scope.cancelled_caught:

@@ -88,6 +88,10 @@ class Backend:
         """The attachment function pools."""
         return []
 
+    def is_inline(self, pool: str, function: str) -> bool:
+        """Whether :meth:`call` of this function completes without suspending."""
+        return False
+
     async def call(self, pool: str, proto: FunctionPrototype, args: list[Any]) -> Any:
         """Call a function pool function with typed arguments."""
         raise _no_pool(pool)
@@ -147,6 +151,9 @@ class LocalBackend(Backend):
 
     def attachment_declarations(self) -> list[PoolDeclaration]:
         return [p.declaration() for p in self.service.attachment_function_pools.values()]
+
+    def is_inline(self, pool: str, function: str) -> bool:
+        return bool(self.service.function_pool(pool).check(function).inline)
 
     async def call(self, pool: str, proto: FunctionPrototype, args: list[Any]) -> Any:
         fn = self.service.function_pool(pool).check(proto.name)

@@ -100,6 +100,7 @@ def _pool_method(gw: Gateway, pool: PoolDeclaration, proto: FunctionPrototype) -
         builder.schema(proto.return_type),
         _summary(proto.documentation, f"{pool.name}.{proto.name}"),
         proto.documentation or "",
+        inline=gw.backend.is_inline(pool.name, proto.name),
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import hmac
 import logging
+import logging.handlers
 import math
 import threading
 import time
@@ -240,18 +241,46 @@ class AuditLog:
             outcome: ``ok`` or ``error <code>``.
             duration: Seconds spent.
         """
-        self.logger.info(
-            "method=%s client=%s principal=%s transport=%s outcome=%s duration_ms=%.3f",
-            _safe(method),
-            client,
-            principal,
-            transport,
-            outcome.replace(" ", ":"),
-            duration * 1000.0,
+        logger = self.logger
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        # makeRecord + handle: Logger.info without its stack walk (findCaller)
+        logger.handle(
+            logger.makeRecord(
+                logger.name,
+                logging.INFO,
+                __file__,
+                0,
+                _AUDIT_FORMAT,
+                (
+                    _safe(method),
+                    client,
+                    principal,
+                    transport,
+                    outcome.replace(" ", ":"),
+                    duration * 1000.0,
+                ),
+                None,
+                "record",
+            )
         )
+
+
+_AUDIT_FORMAT = "method=%s client=%s principal=%s transport=%s outcome=%s duration_ms=%.3f"
+
+
+class AuditQueueHandler(logging.handlers.QueueHandler):
+    """Enqueues audit records as they are (their arguments are strings and a number, safe to
+    format later): the call only pays for the enqueue; a
+    :class:`logging.handlers.QueueListener` formats and writes them."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
 
 
 def _safe(text: str) -> str:
     """A method name fit for one log field (client-chosen text: no spaces, bounded)."""
+    if len(text) <= 120 and text.isprintable() and " " not in text:
+        return text or "-"  # the common case (str.isprintable is False for other spaces)
     cleaned = "".join(c if c.isprintable() and not c.isspace() else "?" for c in text[:120])
     return cleaned or "-"

@@ -1,7 +1,9 @@
 """JSON-RPC 2.0 over WebSocket: one :class:`WsSession` per connection.
 
 A session reads messages and runs each one's calls in a task of its own, so a slow call
-never holds up a fast one; replies go out through one writer. Ids are the session's own: two
+never holds up a fast one; a message whose calls complete at once (inline pool functions) is
+answered by the reader itself. Replies go out in order: directly when nothing is queued, else
+through one writer. Ids are the session's own: two
 sessions using the same ids never see each other's results.
 
 The server also sends requests (ids ``"s:1"``, ``"s:2"``… never collide with the client's)
@@ -80,6 +82,9 @@ class WsSession:
         self._tg: anyio.abc.TaskGroup | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        #: Messages queued or being sent; one is sent directly only when this is 0.
+        self._backlog = 0
+        self._sending = asyncio.Lock()  # one send at a time (no suspension when free)
 
     async def run(self) -> None:
         """Serve the connection until the client leaves."""
@@ -123,11 +128,16 @@ class WsSession:
         try:
             async with self._out_receive:
                 async for text in self._out_receive:
-                    await self.ws.send_text(text)
+                    async with self._sending:  # after a direct send in progress
+                        await self.ws.send_text(text)
+                    self._backlog -= 1
         except Exception:  # the client went away
-            log.debug("WebSocket send failed", exc_info=True)
-            if self._tg is not None:
-                self._tg.cancel_scope.cancel()
+            self._send_failed()
+
+    def _send_failed(self) -> None:
+        log.debug("WebSocket send failed", exc_info=True)
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
 
     async def _reader(self) -> None:
         limit = self.gw.config.max_request_bytes
@@ -172,6 +182,8 @@ class WsSession:
         only = message.items[0] if len(message.items) == 1 else None
         if isinstance(only, Call) and only.method == "auth":
             await self._handle(message)  # in order: the calls after it see the principal
+        elif all(self.gw.is_immediate(item) for item in message.items):
+            await self._handle(message)  # the answer is immediate: no task needed
         elif self._tg is not None:
             self._tg.start_soon(self._handle, message)
 
@@ -181,18 +193,36 @@ class WsSession:
         finally:
             self._in_flight -= 1
         if text:
-            await self.send_text(text)
+            await self._reply(text)
 
     def context(self) -> CallContext:
         """The context of the session's next call."""
         return CallContext("ws", self.client, self.principal, self)
 
     # -- sending --------------------------------------------------------------------------
+    async def _reply(self, text: str) -> None:
+        """Send a reply: at once when nothing is queued or being sent (only from the reader
+        or a call's task, outside any timeout, so the send is never cut short), else queued
+        for the writer. Messages go out in order."""
+        if self._backlog == 0 and not self._closed and self._tg is not None:
+            self._backlog = 1
+            try:
+                async with self._sending:
+                    await self.ws.send_text(text)
+            except Exception:  # the client went away
+                self._send_failed()
+            finally:
+                self._backlog -= 1
+            return
+        await self.send_text(text)
+
     async def send_text(self, text: str) -> None:
         """Queue a message for the client (waits while the queue is full)."""
+        self._backlog += 1
         try:
             await self._out.send(text)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self._backlog -= 1
             log.debug("dropped a message for a closed session")
 
     async def send_many(self, texts: list[str]) -> None:
