@@ -89,6 +89,7 @@ __all__ = (
     "may_hold_blob_ids",
     "pack",
     "to_wire",
+    "trusted_decoder",
     "unpack",
     "unpack_raw",
     "validated_copy",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from commitdb.codec import decoder, from_wire, pack, to_wire, unpack
+from commitdb.codec import from_wire, pack, to_wire, trusted_decoder, unpack
 from commitdb.errors import DecodeError, PathError, UnknownAttachmentError
 from commitdb.ids import BlobId
 from commitdb.paths import Field, Path
@@ -334,7 +334,9 @@ def _field_op(
     found = None
     comps = path.components
     if vt is not None and len(comps) == 1 and type(comps[0]) is Field:
-        found = (doc_type, comps[0].name, vt, path, decoder(vt))
+        # stored opcodes are commitdb's own bytes: see codec.decode_trusted (a misfit is
+        # decoded again the checked way, which raises the precise error)
+        found = (doc_type, comps[0].name, vt, path, trusted_decoder(vt))
     if len(_FIELD_OPS) >= _PATHS_LIMIT:
         _FIELD_OPS.clear()
     # a None result is only trusted for the same type object: keep it under a fresh key
@@ -350,8 +352,9 @@ def replay_ops(
 
     Value opcodes (update, set and map operations) on one field of a structure document are
     decoded and applied directly, without building an :class:`Op`, with the same checks
-    and outcome as :func:`apply_op`; every other opcode goes through the general path.
-    Decoding errors raise as :func:`decode_ops` does (the document is then discarded).
+    and outcome as :func:`apply_op`; their values are decoded as bytes commitdb wrote itself
+    (see :func:`commitdb.codec.decode_trusted`). Every other opcode goes through the general
+    path. Decoding errors raise as :func:`decode_ops` does (the document is then discarded).
     """
     w = unpack(data)
     if type(w) is not list:

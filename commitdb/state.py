@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from commitdb.codec import decode_trusted, encode
+from commitdb.codec import decode_trusted, encode, unpack
 from commitdb.commit_database import (
     EMPTY_HISTORY as _EMPTY_HISTORY,
     EntryFields,
@@ -250,8 +250,6 @@ def _entry_head(raw: bytes) -> tuple[bytes, bool]:
     # [cid (bin 32), ops, snapshot, touches, all_enabled, resets, history]: a fixarray of 7
     if raw[:3] == b"\x97\xc4\x20":
         return raw[3:35], False
-    from commitdb.codec import unpack
-
     w = unpack(raw)
     if type(w) is not list or not w or type(w[0]) is not bytes:
         return b"", False
@@ -374,9 +372,17 @@ class CommitState:
     # -- reads ----------------------------------------------------------------------------
     def get(self, attachment: Attachment | str, key: Key) -> Any:
         """A copy of the document, or None if it does not exist."""
-        info = self._info(attachment)
-        address = self._address(info, key)
-        # _resolve(), inlined: this is the hot path
+        # _info(), _address() and _resolve() inlined for their common cases: the hot path
+        hit = self._infos.get(id(attachment))
+        info = hit[1] if hit is not None and hit[0] is attachment else self._info(attachment)
+        if type(key) is Key:
+            known = info.concepts.get(id(key.concept))
+            if known is not None and known[0] is key.concept:
+                address = known[1] + key.id.bytes
+            else:
+                address = self._address(info, key)
+        else:
+            address = self._address(info, key)
         self.cache_requests += 1
         r = self._cache.get(address)
         if r is None:
@@ -474,7 +480,8 @@ class CommitState:
             n = self._ahead = 0
         self._ahead_next = None
         top = self._top_seq
-        budget = 4 * n + 64  # index entries read at most
+        limit = 4 * n + 64 if n else 1  # index entries read at most (one: just peek)
+        items = prefix_items(txn, "docs", address[:16], address + _LAST_SEQ, limit)
         cache = self._cache
         store = self._ahead_store
         current: bytes | None = None  # the address being collected
@@ -482,7 +489,7 @@ class CommitState:
         at_top: bytes | None = None  # its entry at this state's own commit, if any
         skip = False
         count = 0
-        for key, raw in txn.items("docs", address[:16], start=address + _LAST_SEQ):
+        for key, raw in items:
             a = key[:48]
             if a != current:
                 if current is not None and not skip:
@@ -493,18 +500,17 @@ class CommitState:
                     return
                 current, skip, at_top = a, a in cache, None
                 pending = []
-            budget -= 1
-            if budget < 0:
-                self._ahead_next = current  # unfinished: the next miss continues here
-                return
             if not skip:
                 seq = int.from_bytes(key[48:], "big")
                 if seq == top and _entry_head(raw)[0] == self._commit_id:
                     at_top = raw  # the newest possible entry: on the chain, the answer
                 elif seq <= top:
                     pending.append((seq, raw))
-        if current is not None and not skip:
-            store(current, at_top, pending, att, txn)
+        if current is not None:
+            if len(items) == limit:
+                self._ahead_next = current  # maybe unfinished: the next miss continues here
+            elif not skip:
+                store(current, at_top, pending, att, txn)
 
     def _ahead_store(
         self,

@@ -291,6 +291,11 @@ def encode_replies(replies: list[dict[str, Any]], batch: bool) -> str | None:
     """
     if not replies:
         return None
+    if batch and len(replies) > 1:
+        try:  # one encoder pass (the same text as the joined parts)
+            return _ENCODER.encode(replies)
+        except (TypeError, ValueError, RecursionError):
+            pass  # a member's result cannot be serialized: that member gets an error
     parts = [_encode_reply(r) for r in replies]
     return "[" + ",".join(parts) + "]" if batch else parts[0]
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
+from itertools import islice
 from typing import Protocol, runtime_checkable
 
 from commitdb.errors import StorageError
@@ -270,25 +271,31 @@ def getter(storage: Storage) -> Callable[[str, bytes], bytes | None]:
     return get
 
 
-def prefix_items(txn: ReadTxn, table: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
-    """Every ``(key, value)`` of ``table`` whose key starts with ``prefix``, in key order.
+def prefix_items(
+    txn: ReadTxn, table: str, prefix: bytes, start: bytes | None = None, limit: int | None = None
+) -> list[tuple[bytes, bytes]]:
+    """The ``(key, value)`` pairs of ``table`` whose key starts with ``prefix``, in key
+    order, from the first key ``>= start``, at most `limit` of them.
 
-    ``list(txn.items(table, prefix))``, through the transaction's own bulk read when it has
-    one (``prefix_list``: the LMDB read transactions).
+    ``list(islice(txn.items(table, prefix, start), limit))``, through the transaction's own
+    bulk read when it has one (``prefix_list``: the LMDB read transactions).
 
     Args:
         txn: An open transaction.
         table: A declared table name.
         prefix: The key prefix (may be empty).
+        start: Where to begin (as for :meth:`ReadTxn.items`).
+        limit: The most pairs to return (None: all).
 
     Returns:
         A new list.
     """
     bulk = getattr(txn, "prefix_list", None)
     if bulk is not None:
-        found: list[tuple[bytes, bytes]] = bulk(table, prefix)
+        found: list[tuple[bytes, bytes]] = bulk(table, prefix, start, limit)
         return found
-    return list(txn.items(table, prefix))
+    pairs = txn.items(table, prefix, start)
+    return list(pairs if limit is None else islice(pairs, limit))
 
 
 def check_tables(tables: Iterable[str], reserved: frozenset[str] = frozenset()) -> tuple[str, ...]:

@@ -83,6 +83,7 @@ Damaged files
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import struct
 import threading
@@ -968,25 +969,32 @@ class _LmdbReadTxn(ReadTxn):
             return (key for key, _ in self._scan(db, prefix, None, False, False))
         return (key for key, _ in self._iterate(table, db, prefix, None, False, False))
 
-    def prefix_list(self, table: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
-        """Every ``(key, value)`` whose key starts with ``prefix``, in key order, as a list
-        (see :func:`~commitdb.storage.base.prefix_items`): the cursor steps in C."""
+    def prefix_list(
+        self, table: str, prefix: bytes, start: bytes | None = None, limit: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        """The ``(key, value)`` pairs whose key starts with ``prefix``, from the first key
+        ``>= start``, at most `limit` of them, in key order, as a list (see
+        :func:`~commitdb.storage.base.prefix_items`): the cursor steps in C."""
         db = self._db(table)
         if self._writes:
-            return list(self._iterate(table, db, prefix, None, False, True))
+            found_all = self._iterate(table, db, prefix, start, False, True)
+            return list(found_all if limit is None else itertools.islice(found_all, limit))
         if db is None:
             return []
         out: list[tuple[bytes, bytes]] = []
         try:
             cursor = self._txn.cursor(db)
-            if prefix and len(prefix) <= MAX_KEY_SIZE:
+            if start is None and prefix and len(prefix) <= MAX_KEY_SIZE:
                 found = cursor.set_range(prefix)
             else:
-                found = _seek(cursor, *iteration_start(prefix, None, False), False)
+                found = _seek(cursor, *iteration_start(prefix, start, False), False)
             if not found:
                 return out
+            pairs: Iterator[tuple[bytes, bytes]] = cursor.iternext()
+            if limit is not None:
+                pairs = itertools.islice(pairs, limit)
             append = out.append
-            for item in cursor.iternext():
+            for item in pairs:
                 if not item[0].startswith(prefix):
                     break
                 append(item)

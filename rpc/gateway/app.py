@@ -48,7 +48,7 @@ from rpc.gateway.databases import (
 from rpc.gateway.methods import build_registry
 from rpc.gateway.metrics import CountRequests, Metrics
 from rpc.gateway.openrpc import SchemaBuilder, openrpc_document
-from rpc.gateway.routes import Routes
+from rpc.gateway.routes import DirectRpc, Routes
 from rpc.gateway.security import (
     AuditLog,
     RateLimiter,
@@ -298,7 +298,10 @@ def create_app(config: GatewayConfig | None = None) -> Starlette:
     gateway = Gateway(config or GatewayConfig())
     routes = Routes(gateway)
     app = Starlette(
-        middleware=[Middleware(CountRequests, metrics=gateway.metrics)],
+        middleware=[
+            Middleware(CountRequests, metrics=gateway.metrics),
+            Middleware(DirectRpc, routes=routes),
+        ],
         routes=[
             Route("/", routes.http_rpc, methods=["POST"]),
             Route("/health", routes.health, methods=["GET"]),

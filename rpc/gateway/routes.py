@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from rpc.gateway.context import CallContext
@@ -25,7 +26,28 @@ from rpc.jsonrpc import INVALID_REQUEST, JsonRpcError, parse_message
 if TYPE_CHECKING:
     from rpc.gateway.app import Gateway
 
-__all__ = ("Routes",)
+__all__ = ("DirectRpc", "Routes")
+
+
+class DirectRpc:
+    """ASGI middleware answering ``POST /`` straight away (the same endpoint, without the
+    router and the per-request exception wrapper); other requests go on to the app."""
+
+    def __init__(self, app: ASGIApp, routes: Routes) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == "/"
+            and not scope.get("root_path")
+        ):
+            response = await self.routes.http_rpc(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _client(scope_client: Any) -> str:
