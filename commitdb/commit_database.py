@@ -935,21 +935,6 @@ class CommitDatabase:
             derived,
         )
 
-    def _doc_entries(self, address: DocAddress, txn: ReadTxn | None = None) -> list[DocEntry]:
-        """Every entry of a document, in creation order (all branches)."""
-        if txn is None:
-            with self._storage.read() as t:
-                return [self._entry(k, v) for k, v in t.items("docs", address)]
-        return [self._entry(k, v) for k, v in txn.items("docs", address)]
-
-    def _doc_entries_before(
-        self, address: DocAddress, seq: int, txn: ReadTxn
-    ) -> Iterator[DocEntry]:
-        """Entries of a document with sequence <= seq, newest first."""
-        start = address + _u64(seq)
-        for k, v in txn.items("docs", address, start=start, reverse=True):
-            yield self._entry(k, v)
-
     def _addresses(self, prefix: bytes, txn: ReadTxn) -> list[DocAddress]:
         """Distinct document addresses under a prefix (an attachment id, usually)."""
         out: list[DocAddress] = []
