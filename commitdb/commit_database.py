@@ -1074,47 +1074,75 @@ class CommitDatabase:
         The id is verified against the content, parents must exist, the program must decode
         against the definitions and its blobs must be stored.
         """
-        h = data.header
-        if not data.verify():
-            raise CommitError(f"commit {h.commit_id.hex()} does not match its content")
-        if h.kind != CommitKind.MUTATIONS and data.program:
-            raise CommitError(f"a {h.kind.label} commit carries no program")
-        if self.commit_exists(h.commit_id):
-            return False
-        for link in (h.parent_commit_id, h.target_commit_id):
-            if link.is_valid and not self.commit_exists(link):
-                raise UnknownCommitError(f"missing commit {link.hex()}")
-        entries: list[tuple[DocAddress, bytes]] = []
-        blob_ids: set[BlobId] = set()
-        if data.program:
-            from commitdb.opcodes import collect_blob_ids
+        return self.create_commit_datas([data])[0]
 
-            defs = self.definitions()
-            prog = decode_program_checked(data.program, defs)
-            blob_ids = collect_blob_ids(op.value for _, op in prog.all_ops())
-            entries = split_program(data.program)
-            # The pieces are stored re-packed and commit_data() concatenates them again: a
-            # program in a non-canonical msgpack form would come back as other bytes than
-            # those its id hashes.
-            if program_bytes(entries) != data.program:
-                raise DecodeError(f"commit {h.commit_id.hex()}: the program is not canonical")
+    def create_commit_datas(self, datas: Iterable[CommitData]) -> list[bool]:
+        """Store several received commits, in order, in ONE write transaction.
+
+        Same checks as :meth:`create_commit_data`; a parent may be an earlier commit of the
+        same batch. All or nothing: if one commit is refused, none of the batch is stored.
+        Returns, per commit, whether it was added (False: it was already there). One
+        durable transaction per batch instead of one per commit is what makes a sync fast.
+        """
+        prepared: list[tuple[CommitHeader, list[tuple[DocAddress, bytes]], set[BlobId]] | None]
+        prepared = []
+        batch: set[CommitId] = set()
+        for data in datas:
+            h = data.header
+            if not data.verify():
+                raise CommitError(f"commit {h.commit_id.hex()} does not match its content")
+            if h.kind != CommitKind.MUTATIONS and data.program:
+                raise CommitError(f"a {h.kind.label} commit carries no program")
+            if h.commit_id in batch or self.commit_exists(h.commit_id):
+                prepared.append(None)
+                continue
+            for link in (h.parent_commit_id, h.target_commit_id):
+                if link.is_valid and link not in batch and not self.commit_exists(link):
+                    raise UnknownCommitError(f"missing commit {link.hex()}")
+            entries: list[tuple[DocAddress, bytes]] = []
+            blob_ids: set[BlobId] = set()
+            if data.program:
+                from commitdb.opcodes import collect_blob_ids
+
+                defs = self.definitions()
+                prog = decode_program_checked(data.program, defs)
+                blob_ids = collect_blob_ids(op.value for _, op in prog.all_ops())
+                entries = split_program(data.program)
+                # The pieces are stored re-packed and commit_data() concatenates them again: a
+                # program in a non-canonical msgpack form would come back as other bytes than
+                # those its id hashes.
+                if program_bytes(entries) != data.program:
+                    raise DecodeError(f"commit {h.commit_id.hex()}: the program is not canonical")
+            prepared.append((h, entries, blob_ids))
+            batch.add(h.commit_id)
+        results: list[bool] = []
+        records = []
         with self._storage.write() as txn:
-            if txn.has("commits", h.commit_id):
-                return False
-            for b in blob_ids:
-                if not txn.has("blobs", b):
-                    raise MissingBlobError(f"the commit references a missing blob {b.hex()}")
-            rec = self._append_commit(txn, h)
-            for i, (address, ops) in enumerate(entries):
-                resets = _ops_reset(ops)
-                txn.put(
-                    "docs",
-                    address + _u64(rec.seq),
-                    pack([bytes(h.commit_id), ops, SNAP_UNKNOWN, -1, False, resets, None]),
-                )
-                txn.put("cdocs", bytes(h.commit_id) + i.to_bytes(4, "big"), address)
-        self._remember(rec)
-        return True
+            for item in prepared:
+                if item is None:
+                    results.append(False)
+                    continue
+                h, entries, blob_ids = item
+                if txn.has("commits", h.commit_id):
+                    results.append(False)
+                    continue
+                for b in blob_ids:
+                    if not txn.has("blobs", b):
+                        raise MissingBlobError(f"the commit references a missing blob {b.hex()}")
+                rec = self._append_commit(txn, h)
+                for i, (address, ops) in enumerate(entries):
+                    resets = _ops_reset(ops)
+                    txn.put(
+                        "docs",
+                        address + _u64(rec.seq),
+                        pack([bytes(h.commit_id), ops, SNAP_UNKNOWN, -1, False, resets, None]),
+                    )
+                    txn.put("cdocs", bytes(h.commit_id) + i.to_bytes(4, "big"), address)
+                records.append(rec)
+                results.append(True)
+        for rec in records:
+            self._remember(rec)
+        return results
 
     # -- navigation helpers ---------------------------------------------------------------
     def reduce_heads(

@@ -1132,7 +1132,7 @@ _COMMIT_METHODS: dict[str, tuple[Callable[[Any, list[Any]], Any], int]] = {
     ),
     "create_commit_data": (lambda db, a: db.create_commit_data(_commit_data(a[0])), _WRITE),
     "create_commit_datas": (
-        lambda db, a: [db.create_commit_data(_commit_data(w)) for w in a[0]],
+        lambda db, a: db.create_commit_datas([_commit_data(w) for w in a[0]]),
         _WRITE,
     ),
     "commit_blob_ids": (lambda db, a: _ids(db.commit_blob_ids(_commit_data(a[0]))), _READ),

@@ -760,3 +760,33 @@ def test_documents_lists_every_document_at_a_commit(db: CommitDatabase, s: Schem
     listed = {(att.identifier, key, repr(doc)) for att, key, doc in db.documents(g["a"])}
     assert listed == {("T::Doc.nums", s.k1, "{1}"), ("T::Doc.counter", s.k1, "3")}
     assert list(db.documents(None)) == []
+
+
+def test_create_commit_datas_stores_a_batch_in_one_transaction(tmp_path: Any) -> None:
+    """A batch may chain on its own commits; a refused member stores nothing of the batch."""
+    from commitdb.types import INT64 as _I64
+
+    _DB, _MS = CommitDatabase, CommitMutableState
+
+    defs = Definitions()
+    ns = defs.namespace("Batch", "0d3c1b7a-9f2e-4b6a-8c5d-1e2f3a4b5c6d")
+    thing = defs.create_concept(ns, "Thing")
+    att = defs.create_attachment(ns, "count", thing, _I64)
+    src = _DB.create(tmp_path / "src", defs)
+    key = att.create_key()
+    base = None
+    ids = []
+    for i in range(5):
+        ms = _MS(src.state(base))
+        ms.set(att, key, i)
+        base = src.commit_mutations(f"c{i}", ms)
+        ids.append(base)
+    datas = src.commit_datas(ids)
+    dst = _DB.create(tmp_path / "dst", defs)
+    assert dst.create_commit_datas(datas) == [True] * 5
+    assert dst.create_commit_datas(datas) == [False] * 5
+    assert dst.state(ids[-1]).get(att, key) == 4
+    partial = _DB.create(tmp_path / "partial", defs)
+    with pytest.raises(UnknownCommitError):
+        partial.create_commit_datas(datas[1:])  # the first parent is missing
+    assert partial.commit_count() == 0

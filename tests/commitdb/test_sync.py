@@ -150,6 +150,8 @@ class Recorder:
         self.events: list[tuple[str, Any]] = []
 
     def __getattr__(self, name: str) -> Any:
+        if name == "create_commit_datas":  # record each commit: hide the batched path
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def create_blobs(self, blobs: Any) -> list[BlobId]:
@@ -179,6 +181,8 @@ class Failing:
             self.create_commit_datas = self._create_commit_datas
 
     def __getattr__(self, name: str) -> Any:
+        if name == "create_commit_datas":  # only the batched variant offers it
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def create_blobs(self, blobs: Any) -> list[BlobId]:
