@@ -167,7 +167,7 @@ def _decode_string(body: str) -> tuple[str, int, str]:
         elif esc in _SIMPLE_ESCAPES:
             out.append(_SIMPLE_ESCAPES[esc])
         else:
-            hint = " (expected \\uXXXX)" if esc in "uU" else ""
+            hint = " (expected \\u and four hex digits)" if esc in "uU" else ""
             return "", m.start(), f"invalid escape sequence '\\{esc}' in string{hint}"
         last = m.end()
     out.append(body[last:])
