@@ -55,7 +55,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import anyio
 import anyio.abc
@@ -2196,17 +2196,35 @@ class _BlockingBase:
         self._documentation: str | None = None
 
     @classmethod
-    def _open(
+    def connect(
         cls,
         url: str,
         name: str,
         *,
-        credentials: Any,
-        ssl_context: ssl.SSLContext | None,
-        server_hostname: str | None,
-        timeout: float | None,
-        connect_timeout: float,
-    ) -> Any:
+        credentials: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+        connect_timeout: float = 10.0,
+    ) -> Self:
+        """Connect to a server and open the database of this kind served as `name`.
+
+        Args:
+            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
+            name: The served name.
+            credentials: What the server's authenticator expects (a token).
+            ssl_context: The TLS context (``tls://`` URLs).
+            server_hostname: The name to check the server certificate against.
+            timeout: Seconds each call may take (None: no limit).
+            connect_timeout: Seconds to connect at most.
+
+        Returns:
+            The open remote database (a context manager).
+
+        Raises:
+            MethodNotFoundError: The server serves no database of this kind and name.
+            HandshakeError: The server refused the connection (credentials...).
+        """
         transport, welcome = _open_blocking(
             url, credentials, ssl_context, server_hostname, connect_timeout
         )
@@ -2218,6 +2236,10 @@ class _BlockingBase:
             transport.close()
             raise
         return remote
+
+    def __repr__(self) -> str:
+        closed = " (closed)" if self.is_closed() else ""
+        return f"<{type(self).__name__} {self.url}#{self.name}{closed}>"
 
     @staticmethod
     def databases(
@@ -2306,7 +2328,7 @@ class _BlockingBase:
         """True once closed (or once the connection was lost)."""
         return self._user_closed or self._transport.closed
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -2579,54 +2601,6 @@ class CommitDatabaseRemote(_BlockingBase):
         super().__init__(transport, name, url, timeout)
         self._states = _StateCache()
 
-    def __repr__(self) -> str:
-        closed = " (closed)" if self.is_closed() else ""
-        return f"<CommitDatabaseRemote {self.url}#{self.name}{closed}>"
-
-    @classmethod
-    def connect(
-        cls,
-        url: str,
-        name: str,
-        *,
-        credentials: Any = None,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-        connect_timeout: float = 10.0,
-    ) -> CommitDatabaseRemote:
-        """Connect to a server and open the commit database served as `name`.
-
-        Args:
-            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
-            name: The served name.
-            credentials: What the server's authenticator expects (a token).
-            ssl_context: The TLS context (``tls://`` URLs).
-            server_hostname: The name to check the server certificate against.
-            timeout: Seconds each call may take (None: no limit).
-            connect_timeout: Seconds to connect at most.
-
-        Returns:
-            The open remote database (a context manager).
-
-        Raises:
-            MethodNotFoundError: The server serves no commit database of that name.
-            HandshakeError: The server refused the connection (credentials...).
-        """
-        remote: CommitDatabaseRemote = cls._open(
-            url,
-            name,
-            credentials=credentials,
-            ssl_context=ssl_context,
-            server_hostname=server_hostname,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-        )
-        return remote
-
-    def __enter__(self) -> CommitDatabaseRemote:
-        return self
-
     def close(self) -> None:
         """Close the connection (idempotent); further calls raise DatabaseClosedError."""
         super().close()
@@ -2891,54 +2865,6 @@ class DatabaseRemote(_BlockingBase):
     """
 
     kind = "flat"
-
-    def __repr__(self) -> str:
-        closed = " (closed)" if self.is_closed() else ""
-        return f"<DatabaseRemote {self.url}#{self.name}{closed}>"
-
-    @classmethod
-    def connect(
-        cls,
-        url: str,
-        name: str,
-        *,
-        credentials: Any = None,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-        connect_timeout: float = 10.0,
-    ) -> DatabaseRemote:
-        """Connect to a server and open the flat database served as `name`.
-
-        Args:
-            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
-            name: The served name.
-            credentials: What the server's authenticator expects (a token).
-            ssl_context: The TLS context (``tls://`` URLs).
-            server_hostname: The name to check the server certificate against.
-            timeout: Seconds each call may take (None: no limit).
-            connect_timeout: Seconds to connect at most.
-
-        Returns:
-            The open remote database (a context manager).
-
-        Raises:
-            MethodNotFoundError: The server serves no flat database of that name.
-            HandshakeError: The server refused the connection (credentials...).
-        """
-        remote: DatabaseRemote = cls._open(
-            url,
-            name,
-            credentials=credentials,
-            ssl_context=ssl_context,
-            server_hostname=server_hostname,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-        )
-        return remote
-
-    def __enter__(self) -> DatabaseRemote:
-        return self
 
     # -- transactions ---------------------------------------------------------------------
     def begin_transaction(self, mode: str | None = "deferred") -> None:
