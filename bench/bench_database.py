@@ -14,7 +14,6 @@ the reference system's figure and ``met``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench.bench_engine import report
+from bench.conftest import Handles
 from bench.login import make_definitions, make_login
 from commitdb.database import Database
 
@@ -30,37 +30,6 @@ KEYS = [ATT.create_key(uuid.UUID(int=i + 1)) for i in range(10_000)]
 TRANSACTIONS = 1_000
 SETS = 10_000
 GETS = 10_000
-
-
-class Handles:
-    """Databases opened by setup functions, closed before the next round and at the end."""
-
-    def __init__(self) -> None:
-        self._open: list[Database] = []
-
-    def keep(self, db: Database) -> Database:
-        self.close_all()
-        self._open.append(db)
-        return db
-
-    @property
-    def last(self) -> Database:
-        """The database opened last."""
-        return self._open[-1]
-
-    def close_all(self) -> None:
-        for db in self._open:
-            db.close()
-        self._open.clear()
-
-
-@pytest.fixture
-def handles() -> Iterator[Handles]:
-    h = Handles()
-    try:
-        yield h
-    finally:
-        h.close_all()
 
 
 def fresh(factory: pytest.TempPathFactory, handles: Handles, durable: bool) -> Database:

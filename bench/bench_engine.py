@@ -19,13 +19,14 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from bench.conftest import Handles
 from bench.login import make_definitions, make_login
 from commitdb.commit_database import CommitDatabase
 from commitdb.ids import CommitId
@@ -74,38 +75,6 @@ def report(
         loadavg_1min=round(os.getloadavg()[0], 2),
     )
     return value
-
-
-class Handles:
-    """Databases opened by setup functions; each is closed before the next round and at
-    the end of the test."""
-
-    def __init__(self) -> None:
-        self._open: list[CommitDatabase] = []
-
-    def keep(self, db: CommitDatabase) -> CommitDatabase:
-        self.close_all()
-        self._open.append(db)
-        return db
-
-    @property
-    def last(self) -> CommitDatabase:
-        """The database opened last."""
-        return self._open[-1]
-
-    def close_all(self) -> None:
-        for db in self._open:
-            db.close()
-        self._open.clear()
-
-
-@pytest.fixture
-def handles() -> Iterator[Handles]:
-    h = Handles()
-    try:
-        yield h
-    finally:
-        h.close_all()
 
 
 def fresh_path(factory: pytest.TempPathFactory, name: str) -> Path:
