@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import struct
 import uuid
-from collections.abc import Iterator
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -29,19 +28,7 @@ from commitdb.errors import (
 )
 from commitdb.ids import BlobId, CommitId, blob_id_for
 from commitdb.mutable_state import CommitMutableState
-from tests.commitdb.builders import Graph, Schema, build, disable, enable, merge, open_db, schema
-
-
-@pytest.fixture
-def s() -> Schema:
-    return schema()
-
-
-@pytest.fixture(params=["lmdb", "memory"])
-def db(request: pytest.FixtureRequest, tmp_path: FsPath, s: Schema) -> Iterator[CommitDatabase]:
-    d = open_db(request.param, tmp_path, s.defs)
-    yield d
-    d.close()
+from tests.commitdb.builders import Graph, Schema, build, disable, enable, merge, open_db
 
 
 def sha256_id(parent: bytes, kind: int, target: bytes, program: bytes) -> bytes:

@@ -4,8 +4,6 @@ on the pure functions of commitdb.dag."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path as FsPath
 
 import pytest
 
@@ -21,21 +19,7 @@ from tests.commitdb.builders import (
     disable,
     enable,
     merge,
-    open_db,
-    schema,
 )
-
-
-@pytest.fixture
-def s() -> Schema:
-    return schema()
-
-
-@pytest.fixture(params=["lmdb", "memory"])
-def db(request: pytest.FixtureRequest, tmp_path: FsPath, s: Schema) -> Iterator[CommitDatabase]:
-    d = open_db(request.param, tmp_path, s.defs)
-    yield d
-    d.close()
 
 
 def lin(db: CommitDatabase, g: Graph, name: str) -> list[str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
-from pathlib import Path as FsPath
 from typing import Any
 
 import pytest
@@ -19,19 +17,7 @@ from commitdb.mutable_state import CommitMutableState
 from commitdb.opcodes import Op, OpKind, doc_address
 from commitdb.paths import Path
 from commitdb.values import END, Key, XArray
-from tests.commitdb.builders import Schema, build, open_db, schema
-
-
-@pytest.fixture
-def s() -> Schema:
-    return schema()
-
-
-@pytest.fixture(params=["lmdb", "memory"])
-def db(request: pytest.FixtureRequest, tmp_path: FsPath, s: Schema) -> Iterator[CommitDatabase]:
-    d = open_db(request.param, tmp_path, s.defs)
-    yield d
-    d.close()
+from tests.commitdb.builders import Schema, build
 
 
 def fresh(db: CommitDatabase, commit_id: CommitId | None = None) -> CommitMutableState:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -30,18 +29,6 @@ from tests.commitdb.builders import Graph, Schema, build, disable, merge, open_d
 
 # --------------------------------------------------------------------------------------------
 # Fixtures
-
-
-@pytest.fixture
-def s() -> Schema:
-    return schema()
-
-
-@pytest.fixture(params=["lmdb", "memory"])
-def db(request: pytest.FixtureRequest, tmp_path: FsPath, s: Schema) -> Iterator[CommitDatabase]:
-    d = open_db(request.param, tmp_path, s.defs)
-    yield d
-    d.close()
 
 
 # --------------------------------------------------------------------------------------------

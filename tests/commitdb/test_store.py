@@ -3,8 +3,6 @@ and the notifications of engine spec §6.5."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path as FsPath
 from typing import Any
 
 import pytest
@@ -15,19 +13,7 @@ from commitdb.errors import MissingBlobError, StoreError, UnknownCommitError, Va
 from commitdb.ids import CommitId, blob_id_for
 from commitdb.mutable_state import CommitMutableState
 from commitdb.store import CommitStore, UndoEntry
-from tests.commitdb.builders import Schema, build, open_db, schema
-
-
-@pytest.fixture
-def s() -> Schema:
-    return schema()
-
-
-@pytest.fixture(params=["lmdb", "memory"])
-def db(request: pytest.FixtureRequest, tmp_path: FsPath, s: Schema) -> Iterator[CommitDatabase]:
-    d = open_db(request.param, tmp_path, s.defs)
-    yield d
-    d.close()
+from tests.commitdb.builders import Schema, build
 
 
 class Recorder:
