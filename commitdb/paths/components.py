@@ -42,6 +42,16 @@ class Component:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
+    # Immutable: a copy is the object itself; pickling rebuilds it through the constructor.
+    def __copy__(self) -> Component:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Component:
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[object, ...]]:
+        return (type(self), (self.value,))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Component):
             return NotImplemented
@@ -207,6 +217,9 @@ class Unwrap(Component):
 
     def __repr__(self) -> str:
         return "Unwrap()"
+
+    def __reduce__(self) -> tuple[Any, tuple[object, ...]]:
+        return (Unwrap, ())
 
     def __str__(self) -> str:
         return "!"

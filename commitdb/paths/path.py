@@ -68,6 +68,16 @@ class Path:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Path is immutable")
 
+    # Immutable: a copy is the path itself; pickling rebuilds it from its components.
+    def __copy__(self) -> Path:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Path:
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[object, ...]]:
+        return (Path, (self._components,))
+
     # -- building ------------------------------------------------------------------------
     @classmethod
     def root(cls) -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -404,6 +406,18 @@ def test_text_round_trip_property(path: Path) -> None:
     text = str(path)
     assert Path.parse(text) == path
     assert str(Path.parse(text)) == text
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(paths)
+def test_paths_copy_deepcopy_and_pickle(path: Path) -> None:
+    assert copy.copy(path) is path
+    assert copy.deepcopy(path) is path
+    assert copy.deepcopy({"p": path, "c": list(path.components)})["p"] is path
+    back = pickle.loads(pickle.dumps(path))
+    assert back == path and hash(back) == hash(path) and str(back) == str(path)
+    for comp in path.components:
+        assert pickle.loads(pickle.dumps(comp)) == comp
 
 
 @settings(max_examples=200, derandomize=True, deadline=None)
