@@ -34,13 +34,24 @@ def reduce_heads(
     return run
 
 
+def _root_commit_ids(db: CommitDatabase) -> set[CommitId]:
+    """Commits without a parent: the "children" of the INVALID (initial) commit."""
+    return {cid for cid in db.commit_ids() if not db.commit_header(cid).parent_commit_id.is_valid}
+
+
 def fast_forward(db: CommitDatabase, commit_id: CommitId) -> CommitId:
-    """Step to the smallest-id child, else the smallest-id merge nephew, until none."""
+    """Step to the smallest-id child, else the smallest-id merge nephew, until none.
+
+    From ``CommitId.INVALID`` (the initial state) the first step goes to the smallest-id root
+    commit, so that forwarding an empty store's position reaches the history."""
     current = commit_id
     seen: set[CommitId] = set()
     while current not in seen:
         seen.add(current)
-        nxt = db.children_commit_ids(current) or db.nephew_commit_ids(current)
+        if not current.is_valid:
+            nxt = _root_commit_ids(db)
+        else:
+            nxt = db.children_commit_ids(current) or db.nephew_commit_ids(current)
         if not nxt:
             return current
         current = min(nxt, key=bytes)

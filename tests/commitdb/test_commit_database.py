@@ -624,6 +624,19 @@ def test_fast_forward_follows_merge_nephews(db: CommitDatabase, s: Schema) -> No
     assert db.fast_forward(g["a"]) == g["m1"]
 
 
+def test_fast_forward_from_invalid_starts_at_the_smallest_root(
+    db: CommitDatabase, s: Schema
+) -> None:
+    assert db.fast_forward(CommitId.INVALID) == CommitId.INVALID  # empty database
+    n = s.doc(s.counter)
+    g = build(db, {"r1": (None, n.set(1)), "r2": (None, n.set(2))})
+    g = build(db, {"r1c": ("r1", n.set(3)), "r2c": ("r2", n.set(4))}, into=g)
+    first = min([g["r1"], g["r2"]], key=bytes)
+    expected = g["r1c"] if first == g["r1"] else g["r2c"]
+    assert db.fast_forward(CommitId.INVALID) == expected
+    assert db.forward(CommitId.INVALID) == expected  # two heads: forward is fast_forward
+
+
 def test_flatten_keeps_the_documents_and_only_the_referenced_blobs(
     db: CommitDatabase, s: Schema, tmp_path: FsPath
 ) -> None:
