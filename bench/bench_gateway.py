@@ -10,7 +10,8 @@ Figures (each after a warm-up; latencies are per call, measured with ``perf_coun
 * **ws p50** — sequential calls over one WebSocket, with the ``GatewayWebSocket`` client and
   with a bare ``websockets`` connection (``raw``: no client-side bookkeeping).
 * **http p50** — sequential calls over one keep-alive connection, with ``GatewayClient``
-  (httpx) and with a bare HTTP/1.1 client over a socket (``raw``).
+  (its keep-alive pool, :mod:`rpc.gateway_client.keepalive`) and with a bare HTTP/1.1 client
+  over a socket (``raw``).
 * **http throughput** — 16 concurrent keep-alive clients (bare HTTP/1.1, in one process
   separate from the gateway), a fixed number of calls each; calls per second of wall time.
 * **batch of 100 p50** — one HTTP request carrying 100 calls (``GatewayClient.batch`` and raw).
@@ -124,7 +125,7 @@ async def _timed(fn: Callable[[], Awaitable[Any]], warmup: int, calls: int) -> S
 
 
 # --------------------------------------------------------------------------------------------
-# A bare HTTP/1.1 keep-alive client (to separate the gateway's cost from httpx's)
+# A bare HTTP/1.1 keep-alive client (to separate the gateway's cost from the client's)
 
 
 class RawHTTP:
@@ -222,7 +223,7 @@ async def http_latency(url: str, warmup: int, calls: int) -> tuple[Figure, Figur
         await raw.aclose()
     return (
         Figure(
-            "http keep-alive p50 (GatewayClient/httpx)",
+            "http keep-alive p50 (GatewayClient)",
             client["p50_us"],
             "µs",
             1000.0,

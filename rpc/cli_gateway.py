@@ -37,14 +37,16 @@ def _audit_logging(path: str | None) -> logging.handlers.QueueListener:
 
     The calls only enqueue their record; a listener thread formats and writes the lines
     (stop the returned listener to flush them)."""
-    from rpc.gateway.security import AUDIT_LOGGER, AuditQueueHandler
+    from rpc.gateway.security import AUDIT_LOGGER, AuditQueueHandler, AuditQueueListener
 
     logger = logging.getLogger(AUDIT_LOGGER)
     handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s audit %(message)s"))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, handler)
-    logger.addHandler(AuditQueueHandler(records))
+    listener = AuditQueueListener(records, handler)
+    feeder = AuditQueueHandler(records)
+    listener.feed_from(feeder)
+    logger.addHandler(feeder)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     listener.start()

@@ -32,6 +32,7 @@ import binascii
 import json
 import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from commitdb import types as T
@@ -42,6 +43,8 @@ from commitdb.values import END, EnumCase, Key, Typed, XArray
 from rpc.json_types import parse_type
 
 __all__ = (
+    "Converter",
+    "converter",
     "describe_json",
     "from_json",
     "key_from_json",
@@ -153,6 +156,45 @@ def _canonical(values: Any, t: T.Type) -> list[Any]:
 
 # --------------------------------------------------------------------------------------------
 # JSON -> values
+
+
+Converter = Callable[[Any, "Definitions | None", str], Any]
+"""``convert(data, definitions, where)``: :func:`from_json` for one type (see :func:`converter`)."""
+
+
+def converter(t: T.Type) -> Converter:
+    """:func:`from_json` for values of type `t`, with the usual JSON forms of integers,
+    strings and booleans taken without walking the type tests (the same result and errors).
+
+    Args:
+        t: The expected type.
+
+    Returns:
+        ``convert(data, definitions, where)``.
+    """
+    if isinstance(t, T.IntType | T.StringType):
+        check = t.check
+        exact = int if isinstance(t, T.IntType) else str
+
+        def convert_simple(data: Any, definitions: Definitions | None, where: str) -> Any:
+            if type(data) is exact:
+                return check(data, where)
+            return from_json(data, t, definitions, where)
+
+        return convert_simple
+    if isinstance(t, T.BoolType):
+
+        def convert_bool(data: Any, definitions: Definitions | None, where: str) -> Any:
+            if data is True or data is False:
+                return data
+            return from_json(data, t, definitions, where)
+
+        return convert_bool
+
+    def convert(data: Any, definitions: Definitions | None, where: str) -> Any:
+        return from_json(data, t, definitions, where)
+
+    return convert
 
 
 def from_json(data: Any, t: T.Type, definitions: Definitions | None, where: str) -> Any:

@@ -157,6 +157,21 @@ def _invalid(message: str, data: Any, id: JsonId = None) -> Invalid:
 
 
 def _member(obj: Any, accept_replies: bool) -> Call | Invalid | Reply:
+    if type(obj) is dict and obj.get("jsonrpc") == "2.0" and obj.keys() <= _REQUEST_MEMBERS:
+        # the common case, checked in one go: a request or notification with valid members
+        method = obj.get("method")
+        params = obj.get("params")
+        if (
+            type(method) is str
+            and method
+            and (params is None or type(params) is list or type(params) is dict)
+            and ("params" not in obj or params is not None)
+        ):
+            if "id" not in obj:
+                return Call(method, params, None, True)
+            ident = obj["id"]
+            if ident is None or type(ident) is str or type(ident) is int:
+                return Call(method, params, ident, False)
     if not isinstance(obj, dict):
         return _invalid("invalid request", {"reason": "a request must be a JSON object"})
     has_id = "id" in obj
@@ -386,6 +401,13 @@ class MethodSpec:
     transports: frozenset[str] = frozenset({"http", "ws"})
     notes: dict[str, Any] = field(default_factory=dict)
     inline: bool = False
+    #: Where each parameter sits when all are given by position (``params[i]``); shared by
+    #: the :class:`Bound` objects of such calls, never to be modified.
+    positions: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        where = {p.name: f"params[{i}]" for i, p in enumerate(self.params)}
+        object.__setattr__(self, "positions", where)
 
 
 class Registry:
@@ -451,7 +473,11 @@ def bind_params(spec: MethodSpec, params: list[Any] | dict[str, Any] | None) -> 
     Raises:
         JsonRpcError: -32602 with ``data`` saying what is missing, unknown or in excess.
     """
-    given: dict[str, Any] = {}
+    declared = spec.params
+    if type(params) is list and len(params) == len(declared):
+        # the common case: every parameter by position (``where`` is the same every time)
+        return Bound({p.name: v for p, v in zip(declared, params, strict=True)}, spec.positions)
+    given = {}
     where: dict[str, str] = {}
     if isinstance(params, list):
         if len(params) > len(spec.params):

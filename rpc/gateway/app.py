@@ -18,16 +18,18 @@ concurrently; the members start in order.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Message as AsgiMessage, Receive, Scope, Send
 
 from rpc.gateway.backends import (
     Backend,
@@ -48,7 +50,7 @@ from rpc.gateway.databases import (
 from rpc.gateway.methods import build_registry
 from rpc.gateway.metrics import CountRequests, Metrics
 from rpc.gateway.openrpc import SchemaBuilder, openrpc_document
-from rpc.gateway.routes import DirectRpc, Routes
+from rpc.gateway.routes import RawEndpoint, Routes
 from rpc.gateway.security import (
     AuditLog,
     RateLimiter,
@@ -67,12 +69,12 @@ from rpc.jsonrpc import (
     Invalid,
     JsonRpcError,
     Message,
+    MethodSpec,
     bind_params,
     encode_json,
     encode_replies,
     error_from_exception,
     error_response,
-    result_response,
 )
 
 if TYPE_CHECKING:
@@ -172,7 +174,7 @@ class Gateway:
     # -- dispatch -------------------------------------------------------------------------
     async def run_message(self, message: Message, ctx: CallContext) -> str | None:
         """Handle a parsed message's calls (concurrently for a batch); the reply text."""
-        items = [i for i in message.items if isinstance(i, Call | Invalid)]
+        items = [i for i in message.items if isinstance(i, (Call, Invalid))]
         if len(items) == 1:
             reply = await self.run_call(items[0], ctx)
             return encode_replies([reply] if reply else [], message.batch)
@@ -212,16 +214,19 @@ class Gateway:
 
     async def run_call(self, item: Call | Invalid, ctx: CallContext) -> dict[str, Any] | None:
         """Handle one member; its response (None for a notification)."""
-        start = time.perf_counter()
+        start = perf_counter()
+        metrics = self.metrics
         method = "(invalid)"
         code: int | None = None
-        self.metrics.pending += 1
+        call = item if isinstance(item, Call) else None
+        metrics.pending += 1
         try:
             if isinstance(item, Invalid):
                 raise item.error
-            spec = self.registry.get(item.method)
+            assert call is not None
+            spec = self.registry.get(call.method)
             method = spec.name if spec is not None else "(unknown)"
-            reply = result_response(item.id, await self._invoke(item, ctx))
+            reply = {"jsonrpc": "2.0", "result": await self._invoke(call, spec, ctx), "id": item.id}
         except Exception as exc:
             error = error_from_exception(exc, debug=self.config.debug)
             if error.code == INTERNAL_ERROR and not isinstance(exc, JsonRpcError):
@@ -229,15 +234,14 @@ class Gateway:
             code = error.code
             reply = error_response(item.id, error)
         finally:
-            self.metrics.pending -= 1
-        duration = time.perf_counter() - start
-        shown = item.method if isinstance(item, Call) else "-"
-        self._record(shown, method, ctx, code, duration)
-        if method.startswith(("pool.", "apool.")) and self.hub.has("events", "calls"):
+            metrics.pending -= 1
+        duration = perf_counter() - start
+        self._record(call.method if call is not None else "-", method, ctx, code, duration)
+        if self.hub.has("events", "calls") and method.startswith(("pool.", "apool.")):
             outcome = "ok" if code is None else f"error {code}"
             event = {"method": method, "outcome": outcome, "duration_ms": round(duration * 1e3, 3)}
             self.hub.publish("events", "calls", event)
-        return None if isinstance(item, Call) and item.notification else reply
+        return None if call is not None and call.notification else reply
 
     def _record(
         self, shown: str, label: str, ctx: CallContext, code: int | None, duration: float
@@ -259,18 +263,20 @@ class Gateway:
         self._record("-", "(refused)", ctx, error.code, 0.0)
         return encode_json(error_response(None, error))
 
-    async def _invoke(self, call: Call, ctx: CallContext) -> Any:
-        key = (
-            ctx.principal.name
-            if ctx.principal and self.tokens.enabled
-            else ctx.client.rsplit(":", 1)[0]
-        )
-        retry = self.limiter.acquire(key)
-        if retry:
-            self.metrics.rate_limited += 1
-            raise JsonRpcError(RATE_LIMITED, "rate limited", {"retry_after": round(retry, 3)})
-        spec = self.registry.get(call.method)
-        if ctx.principal is None and call.method != "auth":
+    async def _invoke(self, call: Call, spec: MethodSpec | None, ctx: CallContext) -> Any:
+        limiter = self.limiter
+        if limiter.rate is not None:
+            key = (
+                ctx.principal.name
+                if ctx.principal and self.tokens.enabled
+                else ctx.client.rsplit(":", 1)[0]
+            )
+            retry = limiter.acquire(key)
+            if retry:
+                self.metrics.rate_limited += 1
+                raise JsonRpcError(RATE_LIMITED, "rate limited", {"retry_after": round(retry, 3)})
+        principal = ctx.principal
+        if principal is None and call.method != "auth":
             raise unauthorized("authenticate first (auth)")
         if spec is None:
             raise JsonRpcError(METHOD_NOT_FOUND, "method not found", {"method": call.method})
@@ -281,8 +287,8 @@ class Gateway:
                 "method not found",
                 {"method": call.method, "reason": f"only over {only}"},
             )
-        if ctx.principal is not None:
-            require_permission(ctx.principal, spec.permission)
+        if principal is not None:
+            require_permission(principal, spec.permission)
         bound = bind_params(spec, call.params)
         if spec.inline:  # runs to its end at once: no timeout could interrupt it
             return await spec.handler(ctx, bound)
@@ -293,20 +299,60 @@ class Gateway:
         raise JsonRpcError(INTERNAL_ERROR, "internal error")
 
 
+class GatewayApp(Starlette):
+    """The gateway's Starlette app: ``POST /`` and ``/ws`` are answered straight from
+    :meth:`__call__` (raw ASGI endpoints, without the middleware stack, the router and the
+    request/response wrappers); everything else goes through Starlette."""
+
+    def __init__(self, gateway: Gateway, endpoints: Routes, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._gateway = gateway
+        self._routes = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if scope["method"] == "POST" and scope["path"] == "/" and not scope.get("root_path"):
+                await self._http_rpc(scope, receive, send)
+                return
+        elif kind == "websocket" and scope["path"] == "/ws" and not scope.get("root_path"):
+            await self._routes.websocket(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _http_rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self._gateway.metrics
+        metrics.http_in_flight += 1
+        started = False
+
+        async def tracked(message: AsgiMessage) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._routes.http_rpc(scope, receive, tracked)
+        except Exception:
+            if not started:  # as Starlette's ServerErrorMiddleware: a plain 500, then raise
+                await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
+            raise
+        finally:
+            metrics.http_in_flight -= 1
+
+
 def create_app(config: GatewayConfig | None = None) -> Starlette:
     """The gateway's Starlette app (``app.state.gateway`` is the :class:`Gateway`)."""
     gateway = Gateway(config or GatewayConfig())
     routes = Routes(gateway)
-    app = Starlette(
-        middleware=[
-            Middleware(CountRequests, metrics=gateway.metrics),
-            Middleware(DirectRpc, routes=routes),
-        ],
-        routes=[
-            Route("/", routes.http_rpc, methods=["POST"]),
+    app = GatewayApp(
+        gateway,
+        routes,
+        middleware=[Middleware(CountRequests, metrics=gateway.metrics)],
+        routes=[  # POST / and /ws are answered before the router, but for a root path
+            Route("/", RawEndpoint(routes.http_rpc), methods=["POST"]),
             Route("/health", routes.health, methods=["GET"]),
             Route("/metrics", routes.metrics_text, methods=["GET"]),
-            WebSocketRoute("/ws", routes.websocket),
+            WebSocketRoute("/ws", RawEndpoint(routes.websocket)),
         ],
         lifespan=gateway.lifespan,
     )

@@ -24,7 +24,7 @@ from rpc.gateway.context import CallContext
 from rpc.gateway.databases import ServedDatabase
 from rpc.gateway.openrpc import DB_SCHEMAS, SchemaBuilder
 from rpc.gateway.params import invalid_param, state_param, string_param
-from rpc.json_codec import from_json, to_json
+from rpc.json_codec import converter, from_json, to_json
 from rpc.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, Bound, JsonRpcError, MethodSpec, Param
 
 if TYPE_CHECKING:
@@ -86,11 +86,15 @@ def _pool_method(gw: Gateway, pool: PoolDeclaration, proto: FunctionPrototype) -
     builder: SchemaBuilder = gw.schemas
     params = tuple(Param(p.name, builder.schema(p.type)) for p in proto.parameters)
 
+    converters = [(p.name, converter(p.type)) for p in proto.parameters]
+    returns = proto.return_type
+
     async def handler(ctx: CallContext, b: Bound) -> Any:
         defs = gw.backend.definitions
-        args = [from_json(b[p.name], p.type, defs, b.where[p.name]) for p in proto.parameters]
+        values, where = b.values, b.where
+        args = [convert(values[name], defs, where[name]) for name, convert in converters]
         result = await gw.backend.call(pool.name, proto, args)
-        return result_json(result, proto.return_type)
+        return result_json(result, returns)
 
     return MethodSpec(
         f"pool.{pool.name}.{proto.name}",

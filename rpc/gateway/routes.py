@@ -1,53 +1,112 @@
 """The gateway's endpoints: ``POST /``, ``GET /health``, ``GET /metrics`` and the ``/ws`` handshake.
 
-:class:`Routes` holds the :class:`~rpc.gateway.app.Gateway`; its methods are the Starlette
-endpoints :func:`~rpc.gateway.app.create_app` routes to. ``POST /`` checks the content type,
-the bearer token and the body size, then hands the message to the gateway's dispatcher.
-``/ws`` checks a header token before accepting, then serves a
-:class:`~rpc.gateway.ws.WsSession`. ``/health`` and ``/metrics`` need a valid token only when
+:class:`Routes` holds the :class:`~rpc.gateway.app.Gateway`; its methods are the endpoints
+:func:`~rpc.gateway.app.create_app` serves. ``POST /`` and ``/ws`` are raw ASGI endpoints
+(``scope, receive, send``: no Starlette ``Request``/``Response``/``WebSocket`` objects on the
+way of a call). ``POST /`` checks the content type, the bearer token and the body size, then
+hands the message to the gateway's dispatcher. ``/ws`` checks a header token before
+accepting, then serves a :class:`~rpc.gateway.ws.WsSession` over a :class:`RawWebSocket`. ``/health`` and ``/metrics`` need a valid token only when
 the gateway protects them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from rpc.gateway.context import CallContext
-from rpc.gateway.security import bearer_token, read_body, too_large, unauthorized
+from rpc.gateway.security import bearer_token, too_large, unauthorized
 from rpc.gateway.ws import WsSession
 from rpc.jsonrpc import INVALID_REQUEST, JsonRpcError, parse_message
 
 if TYPE_CHECKING:
     from rpc.gateway.app import Gateway
 
-__all__ = ("DirectRpc", "Routes")
+__all__ = ("RawEndpoint", "RawWebSocket", "Routes")
 
 
-class DirectRpc:
-    """ASGI middleware answering ``POST /`` straight away (the same endpoint, without the
-    router and the per-request exception wrapper); other requests go on to the app."""
+def _header(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (latin-1, as Starlette's ``Headers``), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
-    def __init__(self, app: ASGIApp, routes: Routes) -> None:
-        self.app = app
-        self.routes = routes
+
+class RawEndpoint:
+    """A raw ASGI endpoint as a Starlette route's app (an instance, so Starlette calls it
+    with ``scope, receive, send`` instead of wrapping it in a ``Request``)."""
+
+    __slots__ = ("endpoint",)
+
+    def __init__(self, endpoint: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] == "/"
-            and not scope.get("root_path")
-        ):
-            response = await self.routes.http_rpc(Request(scope, receive))
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        await self.endpoint(scope, receive, send)
+
+
+class RawWebSocket:
+    """The three ASGI WebSocket operations a :class:`~rpc.gateway.ws.WsSession` uses,
+    straight on ``receive``/``send`` (without Starlette's ``WebSocket`` state checks: the
+    session accepts once, then only sends text and receives until the disconnect)."""
+
+    __slots__ = ("_receive", "_send")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+
+    async def accept(self) -> None:
+        """Wait for the connect message, then accept."""
+        message = await self._receive()
+        if message["type"] != "websocket.connect":
+            raise RuntimeError(f"expected websocket.connect, got {message['type']!r}")
+        await self._send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+
+    async def receive(self) -> Message:
+        """The next ASGI message (``websocket.receive`` or ``websocket.disconnect``)."""
+        return await self._receive()
+
+    async def send_text(self, text: str) -> None:
+        """Send a text message."""
+        await self._send({"type": "websocket.send", "text": text})
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+class _Disconnected(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None as soon as it grows beyond `limit` bytes."""
+    message = await receive()
+    if message["type"] != "http.request":
+        raise _Disconnected
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):  # the whole body in one message (the usual case)
+        return body if len(body) <= limit else None
+    chunks = [body]
+    size = len(body)
+    while True:
+        if size > limit:
+            return None
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks) if size <= limit else None
 
 
 def _client(scope_client: Any) -> str:
@@ -73,25 +132,43 @@ class Routes:
         body = self.gw.refuse(error, ctx)
         return Response(body, status, headers, media_type="application/json")
 
-    async def http_rpc(self, request: Request) -> Response:
-        """``POST /``: one JSON-RPC message."""
+    async def http_rpc(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /``: one JSON-RPC message (a raw ASGI endpoint: no ``Request`` and
+        ``Response`` objects on the way of a call)."""
         gw = self.gw
-        ctx = CallContext("http", _client(request.client), None)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        ctx = CallContext("http", _client(scope.get("client")), None)
+        content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
             reason = {"reason": "Content-Type must be application/json"}
-            return self._refuse(415, JsonRpcError(INVALID_REQUEST, "invalid request", reason), ctx)
-        ctx.principal = gw.tokens.lookup(bearer_token(request.headers.get("authorization")))
+            error = JsonRpcError(INVALID_REQUEST, "invalid request", reason)
+            await self._refuse(415, error, ctx)(scope, receive, send)
+            return
+        ctx.principal = gw.tokens.lookup(bearer_token(_header(scope, b"authorization")))
         if ctx.principal is None:
             error = unauthorized("missing or invalid bearer token")
-            return self._refuse(401, error, ctx, {"WWW-Authenticate": "Bearer"})
-        body = await read_body(request, gw.config.max_request_bytes)
+            refusal = self._refuse(401, error, ctx, {"WWW-Authenticate": "Bearer"})
+            await refusal(scope, receive, send)
+            return
+        limit = gw.config.max_request_bytes
+        length = _header(scope, b"content-length") or ""
+        body: bytes | None = None
+        if not (length.isdigit() and int(length) > limit):
+            try:
+                body = await _read_body(receive, limit)
+            except _Disconnected:
+                return  # the client left: no one to answer
         if body is None:
-            return self._refuse(413, too_large(gw.config.max_request_bytes), ctx)
+            await self._refuse(413, too_large(limit), ctx)(scope, receive, send)
+            return
         text = await gw.run_message(parse_message(body), ctx)
         if text is None:
-            return Response(status_code=204)
-        return Response(text, media_type="application/json")
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        data = text.encode("utf-8")
+        headers = [(b"content-length", str(len(data)).encode()), _JSON_TYPE]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
 
     def _open_route(self, request: Request) -> Response | None:
         if not self.gw.config.protect_metrics:
@@ -130,16 +207,17 @@ class Routes:
         text = self.gw.metrics.render(self.gw.queue_depths())
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    async def websocket(self, websocket: WebSocket) -> None:
-        """``/ws``: a header token is checked before accepting (a bad one is refused with
-        401); without one the session must authenticate first when tokens are required."""
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``/ws`` (a raw ASGI endpoint): a header token is checked before accepting (a bad
+        one is refused with 401); without one the session must authenticate first when
+        tokens are required."""
         gw = self.gw
-        client = _client(websocket.client)
-        token = bearer_token(websocket.headers.get("authorization"))
+        client = _client(scope.get("client"))
+        token = bearer_token(_header(scope, b"authorization"))
         principal = gw.tokens.lookup(token) if token is not None or not gw.tokens.enabled else None
         if token is not None and principal is None:
             error = unauthorized("invalid bearer token")
             refusal = self._refuse(401, error, CallContext("ws", client, None))
-            await websocket.send_denial_response(refusal)
+            await WebSocket(scope, receive, send).send_denial_response(refusal)
             return
-        await WsSession(gw, websocket, principal, client).run()
+        await WsSession(gw, RawWebSocket(receive, send), principal, client).run()

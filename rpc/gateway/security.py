@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import enum
 import hmac
 import logging
@@ -22,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 
@@ -29,6 +32,8 @@ from rpc.jsonrpc import FORBIDDEN, INVALID_REQUEST, UNAUTHORIZED, JsonRpcError
 
 __all__ = (
     "AuditLog",
+    "AuditQueueHandler",
+    "AuditQueueListener",
     "Permission",
     "Principal",
     "RateLimiter",
@@ -83,10 +88,13 @@ class Principal:
 
 ANONYMOUS_ADMIN = Principal("anonymous", Permission.ADMIN)
 
+#: :meth:`Permission.of_method`, as a table (looked up on every call).
+_METHOD_LEVELS = {"read": Permission.READ, "write": Permission.WRITE, "admin": Permission.ADMIN}
+
 
 def require_permission(principal: Principal, level: str) -> None:
     """Raise -32004 (forbidden) unless `principal` may do `level` (read, write, admin)."""
-    needed = Permission.of_method(level)
+    needed = _METHOD_LEVELS.get(level) or Permission.of_method(level)
     if principal.permission < needed:
         data = {"required": needed.label, "granted": principal.permission.label}
         raise JsonRpcError(FORBIDDEN, "forbidden", data)
@@ -244,24 +252,28 @@ class AuditLog:
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
+        args = (
+            _safe(method),
+            client,
+            principal,
+            transport,
+            outcome.replace(" ", ":"),
+            duration * 1000.0,
+        )
+        handlers = logger.handlers
+        if (
+            len(handlers) == 1
+            and type(handlers[0]) is AuditQueueHandler
+            and not logger.propagate
+            and not logger.filters
+        ):
+            # the gateway's own set-up: enqueue the fields, the listener builds the record
+            handlers[0].put_fields(time.time(), args)
+            return
         # makeRecord + handle: Logger.info without its stack walk (findCaller)
         logger.handle(
             logger.makeRecord(
-                logger.name,
-                logging.INFO,
-                __file__,
-                0,
-                _AUDIT_FORMAT,
-                (
-                    _safe(method),
-                    client,
-                    principal,
-                    transport,
-                    outcome.replace(" ", ":"),
-                    duration * 1000.0,
-                ),
-                None,
-                "record",
+                logger.name, logging.INFO, __file__, 0, _AUDIT_FORMAT, args, None, "record"
             )
         )
 
@@ -271,11 +283,83 @@ _AUDIT_FORMAT = "method=%s client=%s principal=%s transport=%s outcome=%s durati
 
 class AuditQueueHandler(logging.handlers.QueueHandler):
     """Enqueues audit records as they are (their arguments are strings and a number, safe to
-    format later): the call only pays for the enqueue; a
-    :class:`logging.handlers.QueueListener` formats and writes them."""
+    format later) for an :class:`AuditQueueListener`, which formats and writes them.
+
+    On an event loop the records of one loop iteration go to the listener together, once the
+    iteration's replies are sent (``call_soon``): the listener thread wakes once per
+    iteration, not once per call, and not while a reply is being written. Elsewhere each
+    record goes at once. :meth:`flush` hands over what is pending."""
+
+    def __init__(self, queue: Any) -> None:
+        super().__init__(queue)
+        self._pending: collections.deque[Any] = collections.deque()
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         return record
+
+    def enqueue(self, record: Any) -> None:
+        pending = self._pending
+        pending.append(record)
+        if len(pending) == 1:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            loop.call_soon(self.flush)
+
+    def put_fields(self, created: float, args: tuple[object, ...]) -> None:
+        """Enqueue an audit line's fields (:class:`AuditQueueListener` makes the record),
+        unless this handler's level or filters would drop an INFO record."""
+        if self.level <= logging.INFO and not self.filters:
+            self.enqueue((created, args))
+        else:
+            self.handle(_audit_record(created, args))
+
+    def flush(self) -> None:
+        """Hand the pending records to the listener."""
+        pending = self._pending
+        items = []
+        while pending:
+            items.append(pending.popleft())
+        if items:
+            self.queue.put_nowait(items)
+
+
+class AuditQueueListener(logging.handlers.QueueListener):
+    """The :class:`~logging.handlers.QueueListener` of :class:`AuditQueueHandler`: it turns
+    the fields :meth:`AuditQueueHandler.put_fields` enqueued into records (in its thread,
+    after the calls have been answered) and hands them to its handlers. Its :meth:`stop`
+    flushes the :class:`AuditQueueHandler` objects :meth:`feed_from` names first."""
+
+    _feeders: tuple[AuditQueueHandler, ...] = ()
+
+    def feed_from(self, *handlers: AuditQueueHandler) -> None:
+        """The handlers whose pending records :meth:`stop` writes too."""
+        self._feeders = handlers
+
+    def handle(self, record: Any) -> None:
+        if isinstance(record, list):  # the records of one loop iteration
+            for item in record:
+                self.handle(item)
+            return
+        if isinstance(record, tuple):
+            record = _audit_record(*record)
+        super().handle(record)
+
+    def stop(self) -> None:
+        for handler in self._feeders:
+            handler.flush()
+        super().stop()
+
+
+def _audit_record(created: float, args: tuple[object, ...]) -> logging.LogRecord:
+    record = logging.LogRecord(
+        AUDIT_LOGGER, logging.INFO, __file__, 0, _AUDIT_FORMAT, args, None, "record"
+    )
+    record.created = created
+    record.msecs = int((created - int(created)) * 1000) + 0.0
+    return record
 
 
 def _safe(text: str) -> str:

@@ -41,11 +41,10 @@ from rpc.jsonrpc import (
 )
 
 if TYPE_CHECKING:
-    from starlette.websockets import WebSocket
-
     from commitdb.prototypes import FunctionPrototype
     from rpc.gateway.app import Gateway
     from rpc.gateway.backends import Backend
+    from rpc.gateway.routes import RawWebSocket
     from rpc.gateway.security import Principal
 
 __all__ = ("Hub", "LentState", "Subscription", "WsSession", "watch_database")
@@ -68,7 +67,7 @@ class WsSession:
     """One WebSocket connection: concurrent calls, server requests, subscriptions."""
 
     def __init__(
-        self, gateway: Gateway, websocket: WebSocket, principal: Principal | None, client: str
+        self, gateway: Gateway, websocket: RawWebSocket, principal: Principal | None, client: str
     ) -> None:
         self.gw = gateway
         self.ws = websocket
@@ -141,18 +140,25 @@ class WsSession:
 
     async def _reader(self) -> None:
         limit = self.gw.config.max_request_bytes
+        receive = self.ws.receive
         while True:
-            received = await self.ws.receive()
+            received = await receive()
             if received["type"] == "websocket.disconnect":
                 return
             data: str | bytes = received.get("text") or received.get("bytes") or b""
+            # a text's UTF-8 form is at most 4 bytes a character: encode only when it matters
             size = (
-                len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+                len(data)
+                if isinstance(data, bytes) or len(data) * 4 <= limit
+                else len(data.encode("utf-8", "surrogatepass"))
             )
             if size > limit:
                 await self.send_text(self.gw.refuse(too_large(limit), self.context()))
                 continue
             parsed = parse_message(data, accept_replies=True)
+            if not any(isinstance(item, Reply) for item in parsed.items):
+                await self._dispatch(parsed)
+                continue
             calls = []
             for item in parsed.items:
                 if isinstance(item, Reply):
@@ -179,10 +185,15 @@ class WsSession:
                 await self.send_text(text)
             return
         self._in_flight += 1
-        only = message.items[0] if len(message.items) == 1 else None
+        items = message.items
+        only = items[0] if len(items) == 1 else None
         if isinstance(only, Call) and only.method == "auth":
             await self._handle(message)  # in order: the calls after it see the principal
-        elif all(self.gw.is_immediate(item) for item in message.items):
+        elif (
+            self.gw.is_immediate(only)
+            if only is not None
+            else all(self.gw.is_immediate(item) for item in items)
+        ):
             await self._handle(message)  # the answer is immediate: no task needed
         elif self._tg is not None:
             self._tg.start_soon(self._handle, message)

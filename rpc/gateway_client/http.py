@@ -9,7 +9,9 @@
         await gw.batch([Call("rpc.ping"), Call("pool.Tools.add", [2, 3])])  # ["pong", 5]
 
 Read methods (:func:`is_idempotent`) are retried on transient failures; writes are sent once.
-One ``httpx.AsyncClient`` (HTTP/1.1 keep-alive) carries every request of a client.
+A plain ``http://`` gateway is reached through a small keep-alive connection pool
+(:mod:`rpc.gateway_client.keepalive`: one write per request, the reply parsed by hand); HTTPS,
+a proxy from the environment or a custom ``transport`` go through one ``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from typing import Any, Self
 import anyio
 import httpx
 
+from rpc.gateway_client.keepalive import (
+    ConnectFailed,
+    HTTPProtocolError,
+    KeepAlivePool,
+    Reply,
+    direct_origin,
+)
 from rpc.gateway_client.resilience import (
     USE_DEFAULT,
     CircuitBreaker,
@@ -153,11 +162,15 @@ def dumps(message: Any) -> str:
         The JSON text.
     """
     try:
-        return json.dumps(message, separators=(",", ":"), allow_nan=False, default=_default)
+        return _ENCODER.encode(message)
     except ValueError:
         return json.dumps(
             _finite(message), separators=(",", ":"), allow_nan=False, default=_default
         )
+
+
+#: The encoder of :func:`dumps` (built once: ``json.dumps`` with options builds one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_default)
 
 
 def make_request(method: str, params: Params, id_: int | str | None) -> dict[str, Any]:
@@ -176,7 +189,12 @@ def make_request(method: str, params: Params, id_: int | str | None) -> dict[str
     """
     msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if params is not None:
-        if isinstance(params, Mapping):
+        kind = type(params)
+        if kind is list or kind is tuple:  # the usual forms, without the ABC checks below
+            msg["params"] = list(params)
+        elif kind is dict:
+            msg["params"] = dict(params)
+        elif isinstance(params, Mapping):
             msg["params"] = dict(params)
         elif isinstance(params, Sequence) and not isinstance(params, str | bytes):
             msg["params"] = list(params)
@@ -202,7 +220,9 @@ def result_of(reply: Any, expected_id: int | str | None) -> Any:
         JsonRpcError: The reply is an error (the class maps the code).
         ProtocolViolation: The reply is malformed or answers another id.
     """
-    if not isinstance(reply, Mapping) or reply.get("jsonrpc") != "2.0":
+    if (type(reply) is not dict and not isinstance(reply, Mapping)) or reply.get(
+        "jsonrpc"
+    ) != "2.0":
         raise ProtocolViolation(f"not a JSON-RPC 2.0 reply: {reply!r:.200}")
     rid = reply.get("id")
     if "error" in reply:
@@ -261,12 +281,22 @@ class GatewayClient:
         if token is not None:
             hdrs["Authorization"] = f"Bearer {token}"
         hdrs.update(headers or {})
-        self._http = httpx.AsyncClient(
-            headers=hdrs,
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-            transport=transport,
-        )
+        self._headers = hdrs
+        self._transport = transport
+        self._httpx: httpx.AsyncClient | None = None
+        origin = direct_origin(self.url) if transport is None else None
+        #: The keep-alive pool for a plain ``http://`` gateway (None: requests go via httpx).
+        self._direct: KeepAlivePool | None = None
+        self._path = "/"
+        if origin is not None:
+            host, port, self._path = origin
+            self._direct = KeepAlivePool(
+                host,
+                port,
+                {"User-Agent": "commitdb-gateway-client", **hdrs},
+                max_connections=100,
+                max_idle=20,
+            )
         #: ``(retry number, delay, error)`` of every retry made (newest last, at most 1000).
         self.retry_log: list[tuple[int, float, BaseException]] = []
 
@@ -276,9 +306,24 @@ class GatewayClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The httpx client (HTTPS, proxies, custom transports; created when first used)."""
+        if self._httpx is None:
+            self._httpx = httpx.AsyncClient(
+                headers=self._headers,
+                timeout=httpx.Timeout(self.timeout),
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                transport=self._transport,
+            )
+        return self._httpx
+
     async def aclose(self) -> None:
         """Close the keep-alive connections."""
-        await self._http.aclose()
+        if self._direct is not None:
+            await self._direct.aclose()
+        if self._httpx is not None:
+            await self._httpx.aclose()
 
     def __repr__(self) -> str:
         return f"<GatewayClient {self.url} breaker={self.breaker.state.value}>"
@@ -288,30 +333,42 @@ class GatewayClient:
             del self.retry_log[:500]
         self.retry_log.append((n, delay, error))
 
-    async def _post(self, body: str) -> httpx.Response:
+    async def _post(self, body: str) -> Reply:
+        return await self._request("POST", "", body.encode("utf-8"))
+
+    async def _request(self, method: str, path: str, body: bytes | None = None) -> Reply:
+        """One HTTP request to ``url + path``; its reply (TransportError when none came)."""
+        direct = self._direct
+        if direct is not None:
+            try:
+                return await direct.request(method, self._path + path, body)
+            except OSError as exc:
+                cause = _as_httpx_error(exc)
+                raise TransportError(f"{self.url}{path}: {cause!r}") from cause
         try:
-            return await self._http.post(self.url, content=body.encode("utf-8"))
+            resp = await self._http.request(method, self.url + path, content=body)
         except httpx.TimeoutException as exc:
-            raise TransportError(f"timed out talking to {self.url}: {exc!r}") from exc
+            raise TransportError(f"timed out talking to {self.url}{path}: {exc!r}") from exc
         except (httpx.TransportError, OSError) as exc:
-            raise TransportError(f"{self.url}: {exc!r}") from exc
+            raise TransportError(f"{self.url}{path}: {exc!r}") from exc
+        return Reply(resp.status_code, dict(resp.headers), resp.content)
 
     @staticmethod
-    def _decode(resp: httpx.Response) -> Any:
+    def _decode(resp: Reply) -> Any:
         """The JSON body of a reply that should carry one."""
         try:
-            return resp.json()
+            return json.loads(resp.content)
         except (ValueError, UnicodeDecodeError):
-            if resp.status_code >= 400:
-                raise HTTPStatusError(resp.status_code, resp.text[:200]) from None
+            if resp.status >= 400:
+                raise HTTPStatusError(resp.status, resp.text[:200]) from None
             raise ProtocolViolation(
-                f"HTTP {resp.status_code} with a body that is not JSON: {resp.text[:200]!r}"
+                f"HTTP {resp.status} with a body that is not JSON: {resp.text[:200]!r}"
             ) from None
 
     async def _send(self, message: Any, expect_body: bool) -> Any:
         """POST a message; returns the decoded body (None for 204)."""
         resp = await self._post(dumps(message))
-        if resp.status_code == 204 or (not expect_body and not resp.content):
+        if resp.status == 204 or (not expect_body and not resp.content):
             if expect_body:
                 raise ProtocolViolation("HTTP 204: no reply to a request")
             return None
@@ -445,24 +502,40 @@ class GatewayClient:
         Returns:
             The decoded JSON document.
         """
-        try:
-            resp = await self._http.get(self.url + "health")
-        except (httpx.TransportError, OSError) as exc:
-            raise TransportError(f"{self.url}health: {exc!r}") from exc
-        return self._decode(resp)
+        return self._decode(await self._get("health"))
 
     async def metrics(self) -> str:
         """``GET /metrics``: the Prometheus text exposition."""
-        try:
-            resp = await self._http.get(self.url + "metrics")
-        except (httpx.TransportError, OSError) as exc:
-            raise TransportError(f"{self.url}metrics: {exc!r}") from exc
-        if resp.status_code != 200:
+        resp = await self._get("metrics")
+        if resp.status != 200:
             body = self._decode(resp)
             if isinstance(body, Mapping) and "error" in body:
                 raise error_from_json(body["error"])
-            raise HTTPStatusError(resp.status_code, resp.text[:200])
+            raise HTTPStatusError(resp.status, resp.text[:200])
         return resp.text
+
+    async def _get(self, path: str) -> Reply:
+        if self._direct is None or self.timeout is None:
+            return await self._request("GET", path)
+        try:
+            with anyio.fail_after(self.timeout):
+                return await self._request("GET", path)
+        except TimeoutError as exc:
+            raise TransportError(f"timed out talking to {self.url}{path}") from exc
+
+
+def _as_httpx_error(exc: OSError) -> httpx.TransportError:
+    """The httpx error matching a keep-alive pool failure (the ``__cause__`` of a
+    :class:`TransportError`, whichever way the request went); chained to `exc`."""
+    error: httpx.TransportError
+    if isinstance(exc, ConnectFailed):
+        error = httpx.ConnectError(str(exc))
+    elif isinstance(exc, HTTPProtocolError):
+        error = httpx.RemoteProtocolError(str(exc))
+    else:
+        error = httpx.NetworkError(str(exc) or repr(exc))
+    error.__cause__ = exc
+    return error
 
 
 def match_batch(body: Any, ids: Sequence[int | str | None]) -> list[Any]:
@@ -493,8 +566,10 @@ def match_batch(body: Any, ids: Sequence[int | str | None]) -> list[Any]:
         raise ProtocolViolation(f"a batch reply must be an array: {body!r:.200}")
     by_id: dict[int | str, Any] = {}
     for reply in body:
-        rid = reply.get("id") if isinstance(reply, Mapping) else None
-        if rid is None or isinstance(rid, bool) or not isinstance(rid, int | str):
+        rid = reply.get("id") if type(reply) is dict or isinstance(reply, Mapping) else None
+        if type(rid) is not int and (
+            rid is None or isinstance(rid, bool) or not isinstance(rid, str)
+        ):
             if isinstance(reply, Mapping) and "error" in reply:
                 raise error_from_json(reply["error"])
             raise ProtocolViolation(f"a batch reply member without a usable id: {reply!r:.200}")

@@ -22,11 +22,12 @@ handler may itself call the gateway). If the connection drops, calls in flight f
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -36,6 +37,8 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event
 
 from rpc.gateway_client.http import (
     Call,
@@ -52,6 +55,7 @@ from rpc.gateway_client.resilience import (
     GatewayError,
     JsonRpcError,
     ProtocolViolation,
+    Timeout,
     TransportError,
     Unauthorized,
     UseDefault,
@@ -97,14 +101,41 @@ def ws_url(url: str) -> str:
     return url
 
 
-class _Pending:
-    """A call waiting for its reply."""
+def _expire(futures: Iterable[asyncio.Future[Any]], seconds: float) -> None:
+    """Fail the calls still waiting when their timeout passes (as ``with_timeout`` does)."""
+    for fut in futures:
+        if not fut.done():
+            fut.set_exception(
+                Timeout(
+                    -32001, f"no reply within {seconds:g} s", {"client": True, "timeout": seconds}
+                )
+            )
 
-    __slots__ = ("event", "reply")
 
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.reply: Any = None
+class _Connection(ClientConnection):
+    """A client connection that offers each complete text message to :attr:`direct` as
+    soon as it is parsed (in the protocol callback, no task switch); a message it declines
+    (returns False) is queued for ``recv`` as usual."""
+
+    direct: Callable[[str], bool] | None = None
+
+    def process_event(self, event: Event) -> None:
+        direct = self.direct
+        if (
+            direct is not None
+            and type(event) is Frame
+            and event.opcode is Opcode.TEXT
+            and event.fin
+            and self.response is not None
+        ):
+            try:
+                text = bytes(event.data).decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # recv reports it
+            else:
+                if direct(text):
+                    return
+        super().process_event(event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,7 +455,8 @@ class GatewayWebSocket:
         #: Notifications dropped because the handlers were behind.
         self.dropped = 0
         self._ids = itertools.count(1)
-        self._pending: dict[int, _Pending] = {}
+        #: The calls waiting for a reply: the reply object (or the error) is their result.
+        self._pending: dict[int, asyncio.Future[Any]] = {}
         self._handlers: dict[str, list[Handler]] = {}
         self._subs: dict[tuple[str, str], list[Subscription]] = {}
         self._conn: ClientConnection | None = None
@@ -434,6 +466,8 @@ class GatewayWebSocket:
         self._lender: StateLender | None = None
         self._lend_lock = anyio.Lock()
         self._closed: BaseException | None = None
+        #: The reader is handling a message (replies then wait their turn behind it).
+        self._reader_busy = False
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None and self._closed is None else "closed"
@@ -453,6 +487,7 @@ class GatewayWebSocket:
                 open_timeout=self.timeout,
                 proxy=None,
                 user_agent_header="commitdb-gateway-client",
+                create_connection=_Connection,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -467,6 +502,8 @@ class GatewayWebSocket:
         await self._tg.__aenter__()
         self._tg.start_soon(self._reader)
         self._tg.start_soon(self._dispatcher)
+        if isinstance(self._conn, _Connection):
+            self._conn.direct = self._direct_reply
         if self.token is not None and self.auth == "message":
             try:
                 await self.call("auth", {"token": self.token})
@@ -495,8 +532,8 @@ class GatewayWebSocket:
         if self._closed is None:
             self._closed = error or TransportError("the connection is closed")
         for pending in self._pending.values():
-            pending.reply = self._closed
-            pending.event.set()
+            if not pending.done():
+                pending.set_result(self._closed)
         self._pending.clear()
         for subs in self._subs.values():
             for sub in subs:
@@ -519,18 +556,39 @@ class GatewayWebSocket:
         except ConnectionClosed as exc:
             raise TransportError(f"{self.url}: connection closed ({exc})") from exc
 
+    def _direct_reply(self, raw: str) -> bool:
+        """Take a reply to our calls as soon as it arrives (from the connection's protocol
+        callback): True when handled. Only while the reader has nothing queued or in hand,
+        so messages are still handled in order; anything but replies goes to the reader."""
+        if self._reader_busy or not _nothing_queued(self._conn):
+            return False
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            return False  # the reader logs it
+        items = msg if type(msg) is list else [msg]
+        if not items or any(type(m) is not dict or "method" in m for m in items):
+            return False
+        for m in items:
+            self._resolve(m)
+        return True
+
     async def _reader(self) -> None:
         assert self._conn is not None
         error: BaseException | None = None
         try:
             async for raw in self._conn:
+                self._reader_busy = True
                 try:
-                    msg = json.loads(raw)
-                except ValueError:
-                    log.warning("gateway sent a message that is not JSON: %.200r", raw)
-                    continue
-                for m in msg if isinstance(msg, list) else [msg]:
-                    await self._handle(m)
+                    try:
+                        msg = json.loads(raw)
+                    except ValueError:
+                        log.warning("gateway sent a message that is not JSON: %.200r", raw)
+                        continue
+                    for m in msg if isinstance(msg, list) else [msg]:
+                        await self._handle(m)
+                finally:
+                    self._reader_busy = False
         except ConnectionClosed as exc:
             if exc.rcvd is None or exc.rcvd.code not in (1000, 1001):
                 error = TransportError(f"{self.url}: connection lost ({exc})")
@@ -555,11 +613,15 @@ class GatewayWebSocket:
                     self.dropped += 1
                     log.warning("notification %s dropped: the handlers are behind", method)
             return
+        self._resolve(m)
+
+    def _resolve(self, m: Mapping[str, Any]) -> None:
+        """Hand a reply to the call waiting for it."""
         rid = m.get("id")
         pending = self._pending.pop(rid, None) if isinstance(rid, int) else None
         if pending is not None:
-            pending.reply = m
-            pending.event.set()
+            if not pending.done():
+                pending.set_result(m)
         elif "error" in m and rid is None:
             log.warning("gateway error without id: %.200r", m)
         else:
@@ -606,17 +668,18 @@ class GatewayWebSocket:
     # -- calls ------------------------------------------------------------------------------
     async def _request(self, message: Any, ids: Sequence[int], timeout: float | None) -> Any:
         """Send a request (or batch) and wait for the replies to ``ids``."""
-        pendings = {i: _Pending() for i in ids}
-        self._pending.update(pendings)
+        # a future per call and one timer: cheaper than a cancel scope and an event per call
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in ids]
+        self._pending.update(zip(ids, futures, strict=True))
         try:
             await self._send_text(dumps(message))
-
-            async def wait() -> list[Any]:
-                for p in pendings.values():
-                    await p.event.wait()
-                return [p.reply for p in pendings.values()]
-
-            replies = await with_timeout(timeout, wait)
+            timer = None if timeout is None else loop.call_later(timeout, _expire, futures, timeout)
+            try:
+                replies = [await fut for fut in futures]
+            finally:
+                if timer is not None:
+                    timer.cancel()
         finally:
             for i in ids:
                 self._pending.pop(i, None)
@@ -813,6 +876,15 @@ class GatewayWebSocket:
 
     def _definitions_for(self, state: Any) -> Definitions | None:
         return None if callable(getattr(state, "definitions", None)) else self.definitions
+
+
+def _nothing_queued(conn: ClientConnection | None) -> bool:
+    """Whether the connection has no received frame waiting for ``recv`` (False when that
+    cannot be told: the message then takes the usual way)."""
+    try:
+        return not conn.recv_messages.frames.queue  # type: ignore[union-attr]
+    except AttributeError:
+        return False
 
 
 async def _run_handler(handler: Handler, method: str, arg: Any) -> None:
