@@ -28,6 +28,8 @@ import pytest
 from commitdb.commit_database import CommitDatabase
 from commitdb.database import Database
 from commitdb.errors import (
+    CommitError,
+    DatabaseClosedError,
     TransactionError,
     UnknownAttachmentError,
     UnknownCommitError,
@@ -692,3 +694,86 @@ def test_blobs_larger_than_a_frame(
             staged = flat.create_blob(data)
             assert flat.blob(staged) == data  # staged in the transaction
         assert flat.blob(staged) == data
+
+
+# --------------------------------------------------------------------------------------------
+# The blocking facade over the async remotes
+
+
+def test_the_blocking_remote_runs_on_a_portal_thread_that_close_stops(
+    served: DbServerProcess, s: Schema
+) -> None:
+    before = set(threading.enumerate())
+    db = CommitDatabaseRemote.connect(served.url, "main")
+    received: list[Any] = []
+    arrived = threading.Event()
+    sub = db.subscribe(lambda event: (received.append(event), arrived.set()))
+    try:
+        (portal,) = [t for t in threading.enumerate() if t.name == "commitdb-main"]
+        assert portal not in before and portal.daemon and portal.is_alive()
+        head = commit_counter(db, s, None, 1)
+        st = db.state(head)
+        assert db.state(head) is st  # one blocking state per cached async state
+        assert st.get(s.counter, s.k1) == 1 and st.cache_hit_rate() == 1.0  # seeded: no fetch
+        assert arrived.wait(WAIT)
+    finally:
+        db.close()
+    assert not portal.is_alive()
+    sub.close()  # ended by the database's close: nothing to raise
+    assert [e.commit_id for e in received] == [head]
+    with pytest.raises(DatabaseClosedError):
+        db.commit_count()
+    with pytest.raises(StopIteration):
+        sub.get(timeout=1)
+
+
+def test_a_forgotten_blocking_remote_does_not_keep_the_process_alive(
+    served: DbServerProcess,
+) -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from rpc.db_remote import CommitDatabaseRemote
+        db = CommitDatabaseRemote.connect(sys.argv[1], "main")
+        print(db.commit_count())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, served.url],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
+
+
+def test_async_commits_on_the_event_loop_and_streamed_blobs(
+    served: DbServerProcess, s: Schema
+) -> None:
+    async def main() -> None:
+        async with AsyncCommitDatabaseRemote.connect(served.url, "main") as db:
+            head = None
+            for i in range(3):  # each state is the previous commit's, seeded: no fetch
+                ms = CommitMutableState(await db.state(head))
+                ms.set(s.counter, s.k1, i)
+                head = await db.commit_mutations(f"c{i}", ms)
+                with pytest.raises(CommitError, match="already committed"):
+                    await db.commit_mutations("again", ms)
+            assert head is not None
+            st = await db.state(head)
+            assert await st.get(s.counter, s.k1) == 2
+            assert (await db.commit_header(head)).label == "c2"
+            assert await db.commit_count() == 3
+            stream = await db.blob_stream(None, 6)
+            assert await stream.write(b"abc") == 3
+            assert await stream.write(memoryview(b"def")) == 3
+            blob_id = await stream.close()
+            assert await db.blob(blob_id) == b"abcdef"
+            async with db.subscribe() as events:
+                with pytest.raises(TimeoutError):
+                    await events.next_event(0.05)
+                assert events.pending() == 0
+
+    anyio.run(main)

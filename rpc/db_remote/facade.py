@@ -1,0 +1,389 @@
+"""The plumbing of the blocking remotes: a portal thread running the async remote, the base
+of the blocking databases (metadata, definitions, blobs) and the blocking blob stream.
+
+A blocking method runs its async twin on the portal's event loop (one hop there and back)
+and returns what it returns; the only work done here without a hop is reading what
+the async remote holds already (cached states and documents, the served name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Future
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+
+from anyio.from_thread import BlockingPortal
+
+from commitdb.blobs import BlobInfo, BlobLayout, BlobStatistics
+from commitdb.definitions import Definitions, ExtendInfo
+from commitdb.errors import DatabaseClosedError
+from commitdb.ids import BlobId
+from rpc.db_remote.base import AsyncRemoteBlobStream, _AsyncBase, list_databases
+from rpc.db_remote.wire import ServedDatabaseInfo
+from rpc.errors import ConnectionClosedError
+
+if TYPE_CHECKING:
+    from rpc.db_remote.subscriptions import Subscription
+
+__all__ = ("RemoteBlobStream",)
+
+T = TypeVar("T")
+A = TypeVar("A", bound=_AsyncBase)
+
+_ALIVE_CHECK = 1.0  # seconds between two checks that the loop of a waited-for call still runs
+
+
+class _PortalThread:
+    """An event loop in a daemon thread, driven through an anyio blocking portal.
+
+    A daemon thread (unlike ``anyio.from_thread.start_blocking_portal``'s): a remote the
+    program forgot to close does not keep the interpreter from exiting. The portal runs the
+    context managers (connection, subscriptions); :meth:`call` is the per-call hop.
+    """
+
+    def __init__(self, name: str) -> None:
+        started: Future[tuple[BlockingPortal, asyncio.AbstractEventLoop]] = Future()
+
+        async def main() -> None:
+            async with BlockingPortal() as portal:
+                started.set_result((portal, asyncio.get_running_loop()))
+                await portal.sleep_until_stopped()
+
+        def run() -> None:
+            # a plain asyncio loop (anyio runs on it): starts and stops in half the time of
+            # anyio.run, which is most of what connect() adds to the round trips
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(main())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            except BaseException as exc:  # reported to the thread that started the loop
+                if not started.done():
+                    started.set_exception(exc)
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._thread.start()
+        self.portal, self.loop = started.result()
+
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await fn(*args)`` on the event loop, from another thread.
+
+        The same as ``BlockingPortal.call`` without its task-group bookkeeping: the
+        coroutine runs as a task of the loop, and its result or exception comes back (a
+        third of the cost per call; the remotes' calls are short and end with the
+        connection, so the portal need not track them).
+        """
+
+        async def run() -> T:
+            return await fn(*args)
+
+        coro = run()
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError:  # the loop is closed
+            coro.close()
+            raise
+        while True:
+            try:
+                return future.result(_ALIVE_CHECK)
+            except TimeoutError:
+                if future.done():  # raised by the coroutine itself
+                    raise
+                if not self._thread.is_alive():  # stopped before running it (a close race)
+                    raise RuntimeError("the event loop stopped") from None
+
+    def stop(self) -> None:
+        """Stop the event loop (once the tasks running on it end) and join the thread."""
+        if self._thread is threading.current_thread():
+            return
+        with contextlib.suppress(RuntimeError):  # stopped already
+            self.portal.call(self.portal.stop)
+        self._thread.join()
+
+
+def _start(
+    name: str, factory: Callable[[], AbstractAsyncContextManager[T]]
+) -> tuple[_PortalThread, AbstractContextManager[T], T]:
+    """A portal thread with the async context manager `factory()` entered on it."""
+    thread = _PortalThread(name)
+    try:
+        cm = thread.portal.wrap_async_context_manager(factory())
+        value = cm.__enter__()
+    except BaseException:
+        thread.stop()
+        raise
+    return thread, cm, value
+
+
+class _Facade(Generic[A]):
+    """What the blocking remotes share: the portal, the async remote, close and metadata."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        thread: _PortalThread,
+        cm: AbstractContextManager[A],
+        remote: A,
+        url: str,
+    ) -> None:
+        self._thread = thread
+        self._portal = thread.portal
+        self._cm = cm
+        self._a = remote
+        self.name = remote.name
+        self.url = url
+        self.timeout = remote.timeout
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._subscriptions: set[Subscription] = set()
+
+    @classmethod
+    def _open(
+        cls,
+        url: str,
+        name: str,
+        credentials: Any,
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None,
+        timeout: float | None,
+        connect_timeout: float,
+    ) -> AbstractAsyncContextManager[A]:
+        raise NotImplementedError
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        name: str,
+        *,
+        credentials: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+        connect_timeout: float = 10.0,
+    ) -> Self:
+        """Connect to a server and open the database of this kind served as `name`.
+
+        Args:
+            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
+            name: The served name.
+            credentials: What the server's authenticator expects (a token).
+            ssl_context: The TLS context (``tls://`` URLs).
+            server_hostname: The name to check the server certificate against.
+            timeout: Seconds each call may take (None: no limit).
+            connect_timeout: Seconds to connect at most.
+
+        Returns:
+            The open remote database (a context manager).
+
+        Raises:
+            MethodNotFoundError: The server serves no database of this kind and name.
+            HandshakeError: The server refused the connection (credentials...).
+        """
+        thread, cm, remote = _start(
+            f"commitdb-{name}",
+            lambda: cls._open(
+                url, name, credentials, ssl_context, server_hostname, timeout, connect_timeout
+            ),
+        )
+        return cls(thread, cm, remote, url)
+
+    @staticmethod
+    def databases(
+        url: str,
+        *,
+        credentials: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        timeout: float = 10.0,
+    ) -> list[ServedDatabaseInfo]:
+        """The databases a server offers (name, kind, uuid, documentation).
+
+        Args:
+            url: The server's URL.
+            credentials: What the server's authenticator expects (a token).
+            ssl_context: The TLS context (``tls://`` URLs).
+            server_hostname: The name to check the server certificate against.
+            timeout: Seconds to connect at most.
+
+        Returns:
+            One info per served database.
+        """
+        thread = _PortalThread("commitdb-databases")
+        try:
+
+            async def run() -> list[ServedDatabaseInfo]:
+                return await list_databases(
+                    url,
+                    credentials=credentials,
+                    ssl_context=ssl_context,
+                    server_hostname=server_hostname,
+                    timeout=timeout,
+                )
+
+            return thread.portal.call(run)
+        finally:
+            thread.stop()
+
+    def __repr__(self) -> str:
+        closed = " (closed)" if self.is_closed() else ""
+        return f"<{type(self).__name__} {self.url}#{self.name}{closed}>"
+
+    def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await fn(*args)`` on the portal's event loop."""
+        if self._closed:
+            raise DatabaseClosedError(f"{self.name}: the database is closed")
+        try:
+            return self._thread.call(fn, *args)
+        except RuntimeError:
+            if self._closed:  # closed by another thread meanwhile: the portal stopped
+                raise DatabaseClosedError(f"{self.name}: the database is closed") from None
+            raise
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseClosedError(f"{self.name}: the database is closed")
+
+    # -- lifecycle and metadata -----------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (idempotent); further calls raise DatabaseClosedError."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        for sub in list(self._subscriptions):
+            sub._end()
+        try:
+            self._cm.__exit__(None, None, None)
+        except (ConnectionClosedError, OSError):
+            pass  # the connection was lost already
+        finally:
+            self._thread.stop()
+
+    def is_closed(self) -> bool:
+        """True once closed (or once the connection was lost)."""
+        return self._closed or self._a.is_closed()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def path(self) -> str:
+        """The served name (a client never sees the server's filesystem)."""
+        self._check_open()
+        return self.name
+
+    def in_memory(self) -> bool:
+        """False: the database lives on the server."""
+        self._check_open()
+        return False
+
+    def uuid(self) -> uuid.UUID:
+        """The uuid generated when the database was created."""
+        self._check_open()
+        cached = self._a._uuid
+        return cached if cached is not None else self._run(self._a.uuid)
+
+    def documentation(self) -> str:
+        """The documentation given at creation."""
+        self._check_open()
+        cached = self._a._documentation
+        return cached if cached is not None else self._run(self._a.documentation)
+
+    def codec_name(self) -> str:
+        """The value codec: ``"msgpack-canonical"``."""
+        return self._run(self._a.codec_name)
+
+    # -- definitions ----------------------------------------------------------------------
+    def definitions(self) -> Definitions:
+        """The definitions (fresh: another client may have extended them)."""
+        return self._run(self._a.definitions)
+
+    def extend_definitions(self, definitions: Definitions) -> ExtendInfo:
+        """Add types and attachments (additive only; a conflict raises and adds nothing)."""
+        return self._run(self._a.extend_definitions, definitions)
+
+    def definitions_hexdigest(self) -> str:
+        """Digest of the definitions."""
+        return self._run(self._a.definitions_hexdigest)
+
+    # -- blobs ----------------------------------------------------------------------------
+    def create_blob(
+        self, data: bytes | bytearray | memoryview, layout: BlobLayout | None = None
+    ) -> BlobId:
+        """Store a blob (idempotent) and return its id (a large one is streamed)."""
+        return self._run(self._a.create_blob, data, layout)
+
+    def blob_stream(
+        self, layout: BlobLayout | None = None, size: int | None = None
+    ) -> RemoteBlobStream:
+        """Start a streamed blob upload; ``close()`` returns the id."""
+        return RemoteBlobStream(self, self._run(self._a.blob_stream, layout, size))
+
+    def blob(self, blob_id: BlobId) -> bytes | None:
+        """A whole blob, or None (a large one is read in ranges)."""
+        return self._run(self._a.blob, blob_id)
+
+    def read_blob(self, blob_id: BlobId, size: int, offset: int = 0) -> bytes:
+        """A range of a blob (ValueError outside it)."""
+        return self._run(self._a.read_blob, blob_id, size, offset)
+
+    def blob_info(self, blob_id: BlobId) -> BlobInfo | None:
+        """Layout and size of a blob, or None."""
+        return self._run(self._a.blob_info, blob_id)
+
+    def blob_infos(self, blob_ids: Iterable[BlobId]) -> list[BlobInfo]:
+        """Infos of the stored blobs among `blob_ids` (unknown ids are left out)."""
+        return self._run(self._a.blob_infos, blob_ids)
+
+    def blob_ids(self) -> set[BlobId]:
+        """Every stored blob id."""
+        return self._run(self._a.blob_ids)
+
+    def blob_statistics(self) -> BlobStatistics:
+        """Count, total, smallest and largest size of the stored blobs."""
+        return self._run(self._a.blob_statistics)
+
+
+class RemoteBlobStream:
+    """A streamed blob upload to a remote database: ``write()`` pieces, then ``close()``.
+
+    The pieces are spooled on the server; the same overflow and short-stream checks as a
+    local stream apply.
+    """
+
+    def __init__(self, db: _Facade[Any], stream: AsyncRemoteBlobStream) -> None:
+        self._db = db
+        self._stream = stream
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append bytes; returns how many were written."""
+        return self._db._run(self._stream.write, data)
+
+    def close(self) -> BlobId:
+        """Store (or stage, in a flat database's transaction) the blob; returns its id."""
+        return self._db._run(self._stream.close)
+
+    def abort(self) -> None:
+        """Discard what was written."""
+        try:
+            self._db._run(self._stream.abort)
+        except (ConnectionClosedError, DatabaseClosedError):
+            pass
+
+    def __enter__(self) -> RemoteBlobStream:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is not None:
+            self.abort()
