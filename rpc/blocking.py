@@ -20,6 +20,7 @@ from typing import Any
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from commitdb.definitions import Definitions
+from rpc.transports import loop_options
 
 __all__ = ("Blocking", "BlockingServiceRemote", "blocking_context")
 
@@ -97,8 +98,11 @@ class Blocking:
 def blocking_context(
     factory: Callable[[], AbstractAsyncContextManager[Any]],
 ) -> Iterator[Blocking]:
-    """Run an async context manager in a portal thread and yield its blocking facade."""
-    with start_blocking_portal() as portal:
+    """Run an async context manager in a portal thread and yield its blocking facade.
+
+    The portal's event loop is uvloop when installed (see :func:`rpc.transports.loop_options`).
+    """
+    with start_blocking_portal(backend_options=loop_options()) as portal:
         with portal.wrap_async_context_manager(factory()) as obj:
             yield Blocking(portal, obj)
 

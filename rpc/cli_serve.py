@@ -23,6 +23,7 @@ import anyio
 import click
 
 from rpc.cli_service import configure_logging
+from rpc.transports import loop_options
 
 __all__ = ("serve",)
 
@@ -185,7 +186,7 @@ def serve(
                 tg.cancel_scope.cancel()
 
     try:
-        anyio.run(run)
+        anyio.run(run, backend_options=loop_options())
     except (OSError, ExceptionGroup) as exc:  # a listener could not bind
         raise click.ClickException(str(_first_os_error(exc))) from None
     finally:

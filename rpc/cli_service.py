@@ -14,6 +14,7 @@ import click
 
 from commitdb.errors import CommitDBError
 from rpc.errors import RPCError
+from rpc.transports import loop_options
 
 __all__ = ("service",)
 
@@ -96,7 +97,7 @@ def serve(
                     click.echo(f"received {signal.Signals(sig).name}, shutting down", err=True)
                     return
 
-    anyio.run(run)
+    anyio.run(run, backend_options=loop_options())
 
 
 @service.command("call")

@@ -11,12 +11,17 @@ import struct
 
 from rpc.errors import FrameTooLargeError
 
-__all__ = ("DEFAULT_MAX_FRAME_SIZE", "FrameParser", "encode_frame")
+__all__ = ("DEFAULT_MAX_FRAME_SIZE", "FrameParser", "encode_frame", "frame_header")
 
 DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
 _LEN = struct.Struct(">I")
 _pack_len = _LEN.pack
 _unpack_len = _LEN.unpack_from
+
+
+def frame_header(size: int) -> bytes:
+    """The 4-byte length prefix of a payload of `size` bytes (send it, then the payload)."""
+    return _pack_len(size)
 
 
 def encode_frame(payload: bytes) -> bytes:

@@ -50,15 +50,20 @@ __all__ = (
     "encode_notify",
     "encode_request",
     "encode_result",
+    "packet_from_array",
 )
 
 PROTOCOL_VERSION = 1
 REQUEST, RESULT, ERROR, NOTIFY, CANCEL, HELLO, WELCOME = range(7)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
-    """A call the peer expects an answer to."""
+    """A call the peer expects an answer to.
+
+    Not frozen, like :class:`Result`: one is built per call on the hot path, and a frozen
+    dataclass's ``__init__`` costs several times more.
+    """
 
     id: int
     target: str
@@ -66,7 +71,7 @@ class Request:
     args: list[Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Result:
     """The result of one of our requests."""
 
@@ -184,6 +189,15 @@ def decode_packet(frame: bytes) -> Packet:
         w = unpack(frame)
     except DecodeError as exc:
         raise ProtocolError(f"undecodable packet: {exc}") from None
+    return packet_from_array(w)
+
+
+def packet_from_array(w: Any) -> Packet:
+    """The packet of an already decoded frame (see :func:`decode_packet`).
+
+    Raises:
+        ProtocolError: `w` is not a packet.
+    """
     if type(w) is not list or not w or type(w[0]) is not int:
         raise ProtocolError("a packet is an array whose first element is its kind")
     kind = w[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import inspect
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from commitdb.codec import from_wire, to_wire
+from commitdb.codec import decoder, from_wire, to_wire
 from commitdb.definitions import Definitions
 from commitdb.definitions_codec import decode_definitions, encode_definitions
 from commitdb.errors import DefinitionConflictError
@@ -111,11 +112,15 @@ class Service:
             return await anyio.to_thread.run_sync(
                 fn, *args, limiter=self._limiter, abandon_on_cancel=True
             )
+        return await loop.run_in_executor(self._pool(), functools.partial(fn, *args))
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The worker threads (asyncio), created on first use."""
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 self.worker_threads, thread_name_prefix=f"{self.name}-worker"
             )
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        return self._executor
 
     # -- ServerApp ------------------------------------------------------------------------
     async def accept(self, hello: Hello, conn: Connection) -> dict[str, Any]:
@@ -155,27 +160,100 @@ class Service:
         """Nothing is kept per connection."""
 
 
+class _Inline:
+    """What an inline call needs, computed once per function and connection: the argument
+    decoders, the implementation and how to pass it the arguments, the result type."""
+
+    __slots__ = ("decoders", "fn", "implementation", "plan", "result_type")
+
+    def __init__(self, fn: Function) -> None:
+        self.fn = fn
+        self.decoders = [decoder(p.type) for p in fn.prototype.parameters]
+        self.implementation = fn.implementation
+        plan = fn._plan
+        by_position = not plan.keyword_names or _same_positions(
+            fn.implementation, plan.positional, plan.keyword_names
+        )
+        self.plan = None if by_position else plan  # None: everything by position
+        self.result_type = fn.prototype.return_type
+
+
+def _same_positions(impl: Callable[..., Any], skip: int, names: tuple[str, ...]) -> bool:
+    """True if passing `names` by position (after `skip` positional arguments) binds them to
+    the same parameters of `impl` as passing them by name."""
+    try:
+        params = list(inspect.signature(impl).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in params[: skip + len(names)] if p.kind in kinds]
+    if len(positional) != skip + len(names):
+        return False
+    return tuple(p.name for p in positional[skip:]) == names
+
+
 class _ServiceHandler:
     def __init__(self, service: Service, definitions: Definitions) -> None:
         self.service = service
         self.defs = definitions
-        self._entries: dict[tuple[str, str], tuple[Function, bool]] = {}  # found functions
+        # found functions, by target then method; an inline function's entry is its _Inline
+        self._entries: dict[str, dict[str, tuple[Function, bool] | _Inline]] = {}
 
     def handle_request(self, conn: Connection, req: Request) -> Any:
         self.service.calls += 1
-        entry = self._entries.get((req.target, req.method))
+        methods = self._entries.get(req.target)
+        entry = methods.get(req.method) if methods is not None else None
         if entry is None:
-            entry = self._entries[(req.target, req.method)] = self._resolve(req.target, req.method)
+            entry = self._entry(req.target, req.method)
+        if type(entry) is _Inline:
+            return self._inline(entry, req.args)
+        assert type(entry) is tuple
         fn, attachment = entry
         if not attachment:
             args = self._args(fn, req.args)
-            if fn.inline:
-                return to_wire(fn(*args), fn.prototype.return_type)
+            if conn.asyncio_loop is not None:  # no task: the connection answers the future
+                return self.service._pool().submit(_typed_call, fn, args)
             return self._threaded(conn, fn, args)
         if not req.args or type(req.args[0]) is not int:
             raise InvalidArgumentsError("an attachment call starts with the lend id")
         args = self._args(fn, req.args[1:])
         return self._attachment_call(conn, fn, req.args[0], args)
+
+    def _entry(self, target: str, method: str) -> tuple[Function, bool] | _Inline:
+        """Resolve and remember what (target, method) names (MethodNotFoundError otherwise)."""
+        fn, attachment = found = self._resolve(target, method)
+        entry: tuple[Function, bool] | _Inline = found
+        if fn.inline and not attachment:
+            entry = _Inline(fn)
+        self._entries.setdefault(target, {})[method] = entry
+        return entry
+
+    def _inline(self, entry: _Inline, wires: list[Any]) -> Any:
+        """Call an inline function on the event loop; its wire result.
+
+        The arguments are validated once, by their decoders (the values they produce are
+        canonical), and the result once, by its encoder; a failure is reported through the
+        general path, which names the function and the parameter.
+        """
+        decoders = entry.decoders
+        if len(wires) != len(decoders):
+            self._args(entry.fn, wires)  # raises InvalidArgumentsError
+        defs = self.defs
+        try:
+            args = [dec(w, defs) for dec, w in zip(decoders, wires, strict=True)]
+        except Exception:
+            args = self._args(entry.fn, wires)  # raises with the parameter named
+        plan = entry.plan
+        if plan is None:
+            result = entry.implementation(*args)
+        else:
+            result = plan.call(entry.implementation, (), args)
+        try:
+            return to_wire(result, entry.result_type)
+        except Exception:
+            fn = entry.fn
+            fn.prototype.return_type.check(result, f"{fn.qualified_name}() result")
+            raise
 
     def _resolve(self, target: str, method: str) -> tuple[Function, bool]:
         """The function a (target, method) names (MethodNotFoundError otherwise)."""
@@ -233,6 +311,11 @@ class _ServiceHandler:
             raise
         await proxy.finish_async()  # the first mutation the client refused fails the call
         return to_wire(result, fn.prototype.return_type)
+
+
+def _typed_call(fn: Function, args: list[Any]) -> Any:
+    """Run a function in a worker thread; its wire result."""
+    return to_wire(fn(*args), fn.prototype.return_type)
 
 
 def _ping() -> str:

@@ -6,8 +6,10 @@ These are plain synchronous tests: the service runs in a blocking portal's event
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,10 @@ from commitdb import CommitDatabase, CommitStore
 from commitdb.definitions import Definitions
 from commitdb.errors import NotFoundError, ValidationError
 from commitdb.mutable_state import CommitMutableState
-from rpc.blocking import Blocking, BlockingServiceRemote
+from rpc.blocking import Blocking, BlockingServiceRemote, blocking_context
 from rpc.errors import AuthenticationError, CallTimeoutError, RemoteError
 from rpc.service_remote import RemoteFunctionPool, ServiceRemote
+from rpc.transports import UVLOOP_ENV, loop_options
 from tests.rpc.conftest import Serving
 from tests.rpc.service_factory import make_service
 
@@ -122,3 +125,18 @@ def test_attachment_calls_and_a_commit_store_dispatch(url: str, tmp_path: Path) 
             ms = CommitMutableState(state)
             remote.attachment_pools.ModelSelection.selectAll(ms, graph)
             assert remote.attachment_pools.ModelSelection.selectedVertices(ms, graph) == set(keys)
+
+
+def test_the_portal_runs_on_uvloop_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # uvloop comes with the gateway extra (installed in the development environment)
+    @asynccontextmanager
+    async def loop_name() -> AsyncIterator[str]:
+        yield type(asyncio.get_running_loop()).__module__
+
+    assert loop_options() == {"use_uvloop": True}
+    with blocking_context(loop_name) as name:
+        assert name.startswith("uvloop")
+    monkeypatch.setenv(UVLOOP_ENV, "0")
+    assert loop_options() == {}
+    with blocking_context(loop_name) as name:
+        assert name.startswith("asyncio")

@@ -6,9 +6,12 @@ calls in both directions. Raw-socket tests talk to a live connection frame by fr
 
 from __future__ import annotations
 
+import concurrent.futures
+import operator
 import random
 import socket
 import struct
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -454,14 +457,13 @@ async def test_a_handler_bug_in_start_soon_tasks_ends_with_the_connection(kind: 
 
 @asynccontextmanager
 async def raw_peer(
-    handler: Any = None, **options: Any
+    handler: Any = None, kind: str = "socketpair", **options: Any
 ) -> AsyncIterator[tuple[Connection, RawPeer]]:
-    """A served connection and a raw peer over a socketpair (the connection closes first:
-    anyio's Unix socket stream on asyncio logs an InvalidStateError when a pending receive is
-    woken by the peer's close and by its own close in the same loop iteration)."""
-    a, b = socket.socketpair()
-    stream = await anyio.abc.UNIXSocketStream.from_socket(a)
-    raw = await anyio.abc.UNIXSocketStream.from_socket(b)
+    """A served connection and a raw peer over a socketpair (the connection's stream mode) or
+    TCP (its transport mode). The connection closes first: anyio's Unix socket stream on
+    asyncio logs an InvalidStateError when a pending receive is woken by the peer's close and
+    by its own close in the same loop iteration."""
+    stream, raw = await socket_pair(kind)
     try:
         async with Connection(stream, handler or Handler(), name="served", **options) as conn:
             yield conn, RawPeer(raw)
@@ -501,8 +503,16 @@ def packed(value: Any) -> bytes:
     return encode_frame(bytes(msgpack.packb(value, use_bin_type=True)))
 
 
-async def test_malformed_packets_get_an_error_and_the_connection_keeps_serving() -> None:
-    async with raw_peer() as (conn, peer):
+@pytest.fixture(params=["socketpair", "tcp"])
+def raw_kind(request: pytest.FixtureRequest) -> str:
+    """The raw-peer tests run against both I/O modes of the connection."""
+    return str(request.param)
+
+
+async def test_malformed_packets_get_an_error_and_the_connection_keeps_serving(
+    raw_kind: str,
+) -> None:
+    async with raw_peer(kind=raw_kind) as (conn, peer):
         await peer.send(encode_frame(b"\xc1"))
         assert (await peer.packet())[:3] == [2, 0, -32600]
         await peer.send(packed([0, 77, "x", "echo", "not a list"]))
@@ -514,15 +524,15 @@ async def test_malformed_packets_get_an_error_and_the_connection_keeps_serving()
         assert not conn.closed
 
 
-async def test_too_many_protocol_errors_close_the_connection() -> None:
-    async with raw_peer() as (conn, peer):
+async def test_too_many_protocol_errors_close_the_connection(raw_kind: str) -> None:
+    async with raw_peer(kind=raw_kind) as (conn, peer):
         await peer.send(b"".join(packed(["junk", i]) for i in range(17)))
         assert await peer.closed()
         await wait_for(lambda: conn.closed, "the connection to close")
 
 
-async def test_an_oversized_frame_is_reported_then_the_connection_closes() -> None:
-    async with raw_peer(max_frame_size=1024) as (conn, peer):
+async def test_an_oversized_frame_is_reported_then_the_connection_closes(raw_kind: str) -> None:
+    async with raw_peer(kind=raw_kind, max_frame_size=1024) as (conn, peer):
         await peer.send(packed([0, 1, "x", "echo", [1]]) + struct.pack(">I", 1025) + b"x" * 10)
         assert await peer.packet() == [1, 1, ["served", [1]]]  # the frame before it is served
         error = await peer.packet()
@@ -532,9 +542,9 @@ async def test_an_oversized_frame_is_reported_then_the_connection_closes() -> No
         await wait_for(lambda: conn.closed, "the connection to close")
 
 
-async def test_a_duplicate_request_id_in_flight_is_refused() -> None:
+async def test_a_duplicate_request_id_in_flight_is_refused(raw_kind: str) -> None:
     handler = Handler()
-    async with raw_peer(handler) as (conn, peer):
+    async with raw_peer(handler, raw_kind) as (conn, peer):
         await peer.send(packed([0, 5, "x", "block", []]))
         await handler.entered.wait()
         await peer.send(packed([0, 5, "x", "echo", []]))
@@ -545,15 +555,15 @@ async def test_a_duplicate_request_id_in_flight_is_refused() -> None:
         assert conn.inflight_requests == 0
 
 
-async def test_an_unexpected_handshake_packet_is_a_protocol_error() -> None:
-    async with raw_peer() as (_, peer):
+async def test_an_unexpected_handshake_packet_is_a_protocol_error(raw_kind: str) -> None:
+    async with raw_peer(kind=raw_kind) as (_, peer):
         await peer.send(packed([5, 1, {}]))
         error = await peer.packet()
         assert error[:2] == [2, 0] and "unexpected handshake packet" in error[3]
 
 
-async def test_results_for_unknown_ids_are_ignored() -> None:
-    async with raw_peer() as (conn, peer):
+async def test_results_for_unknown_ids_are_ignored(raw_kind: str) -> None:
+    async with raw_peer(kind=raw_kind) as (conn, peer):
         await peer.send(packed([1, 999, "stray"]) + packed([2, 998, -1, "stray", None]))
         await peer.send(packed([2, 0, -32600, "peer says hi", None]))
         await peer.send(packed([0, 1, "x", "echo", []]))
@@ -651,3 +661,97 @@ def test_protocol_and_rpc_error_codes() -> None:
     assert ProtocolError("x").request_id == 0
     assert ProtocolError("x", 3).request_id == 3
     assert CallCancelledError("c").code == -32013
+
+
+# --------------------------------------------------------------------------------------------
+# I/O modes
+
+
+async def gather(call: Callable[[int], Any], n: int) -> list[Any]:
+    """Run call(0) .. call(n-1) concurrently; their results in order."""
+    results: list[Any] = [None] * n
+
+    async def one(i: int) -> None:
+        results[i] = await call(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+    return results
+
+
+async def test_tcp_runs_in_transport_mode_and_other_streams_in_stream_mode(kind: str) -> None:
+    async with pair(kind, Handler(), Handler()) as (a, b):
+        expected = "transport" if kind == "tcp" else "stream"
+        assert (a.io_mode, b.io_mode) == (expected, expected)
+        answers = await gather(lambda i: a.call("t", "echo", [i]), 200)
+        assert answers == [["B", [i]] for i in range(200)]
+        assert await b.call("t", "ask_peer", ["x"]) == ["asked", ["B", ["x"]]]
+
+
+async def test_bytes_received_before_the_connection_is_entered_are_served() -> None:
+    # a handshake reads one frame; the frames after it wait in the parser and in the stream
+    sa, sb = await socket_pair("tcp")
+    parser = FrameParser()
+    await sb.send(b"".join(packed([0, i, "x", "echo", [i]]) for i in range(1, 6)))
+    first = await connection_module.read_frame(sa, parser)
+    assert msgpack.unpackb(first)[1] == 1
+    await sb.send(packed([0, 6, "x", "echo", [6]]))
+    await anyio.sleep(0.05)  # received by the transport, not read by anyone yet
+    peer = RawPeer(sb)
+    async with Connection(sa, Handler(), parser=parser, name="served") as conn:
+        assert conn.io_mode == "transport"
+        answers = [await peer.packet() for _ in range(5)]
+        assert answers == [[1, i, ["served", [i]]] for i in range(2, 7)]
+        await conn.aclose()
+    await sb.aclose()
+
+
+def test_transport_mode_on_uvloop() -> None:
+    # uvloop comes with the gateway extra (installed in the development environment)
+    async def main() -> None:
+        async with pair("tcp", Handler(), Handler()) as (a, b):
+            assert a.io_mode == "transport"
+            answers = await gather(lambda i: a.call("t", "slow_echo", [i]), 100)
+            assert answers == [["B", [i]] for i in range(100)]
+            assert await a.call("t", "ask_peer", [1]) == ["asked", ["A", [1]]]
+            await b.aclose()
+            with pytest.raises(ConnectionClosedError):
+                with anyio.fail_after(10):
+                    await a.call("t", "echo", [])
+
+    anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
+
+
+async def test_a_handler_may_answer_with_a_concurrent_future(raw_kind: str) -> None:
+    release = threading.Event()
+
+    class Threaded:
+        def __init__(self, pool: concurrent.futures.ThreadPoolExecutor) -> None:
+            self.pool = pool
+
+        def handle_request(self, conn: Connection, req: Request) -> Any:
+            if req.method == "double":
+                return self.pool.submit(lambda: req.args[0] * 2)
+            if req.method == "fail":
+                return self.pool.submit(operator.truediv, 1, 0)
+            return self.pool.submit(release.wait, 30)  # "wait"
+
+        def handle_notify(self, conn: Connection, notify: Notify) -> None:
+            return None
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        async with raw_peer(Threaded(pool), raw_kind) as (conn, peer):
+            await peer.send(packed([0, 1, "x", "double", [21]]))
+            assert await peer.packet() == [1, 1, 42]
+            await peer.send(packed([0, 2, "x", "fail", []]))
+            error = await peer.packet()
+            assert error[:2] == [2, 2] and "division by zero" in error[3]
+            await peer.send(packed([0, 3, "x", "wait", []]))
+            await wait_for(lambda: conn.inflight_requests == 1, "the request in flight")
+            await peer.send(packed([4, 3]))  # cancelled: answered at once
+            assert (await peer.packet())[:3] == [2, 3, -32013]
+            assert conn.inflight_requests == 0
+            release.set()
+            await peer.send(packed([0, 4, "x", "double", ["ab"]]))
+            assert await peer.packet() == [1, 4, "abab"]  # the abandoned result was dropped

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rpc.errors import FrameTooLargeError, ProtocolError
-from rpc.framing import DEFAULT_MAX_FRAME_SIZE, FrameParser, encode_frame
+from rpc.framing import DEFAULT_MAX_FRAME_SIZE, FrameParser, encode_frame, frame_header
 
 
 def test_encode_frame_prefixes_the_big_endian_length() -> None:
@@ -118,3 +118,9 @@ def test_any_split_of_a_stream_gives_the_same_frames(
         out += parser.feed(stream[a:b])
     assert out == payloads
     assert parser.buffered == 0
+
+
+def test_frame_header_then_payload_is_the_frame() -> None:
+    for payload in (b"", b"abc", b"x" * 70000):
+        assert frame_header(len(payload)) + payload == encode_frame(payload)
+        assert FrameParser().feed(frame_header(len(payload)) + payload) == [payload]

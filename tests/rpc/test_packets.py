@@ -32,6 +32,7 @@ from rpc.packets import (
     encode_notify,
     encode_request,
     encode_result,
+    packet_from_array,
 )
 
 
@@ -170,3 +171,13 @@ def test_requests_round_trip(call_id: int, target: str, method: str, args: list[
     assert decode_packet(encode_request(call_id, target, method, args)) == Request(
         call_id, target, method, args
     )
+
+
+def test_packet_from_array_is_decode_packet_after_msgpack() -> None:
+    frame = encode_request(9, "pool:Tools", "add", [1, 2])
+    assert packet_from_array(msgpack.unpackb(frame)) == decode_packet(frame)
+    assert packet_from_array([RESULT, 4, "x"]) == Result(4, "x")
+    with pytest.raises(ProtocolError, match="first element is its kind"):
+        packet_from_array({"kind": 0})
+    with pytest.raises(ProtocolError, match="unknown packet kind 9"):
+        packet_from_array([9, 1])

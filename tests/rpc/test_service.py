@@ -519,3 +519,33 @@ async def test_connections_are_tracked_and_closed_with_the_server(service: Servi
                 break
             await anyio.sleep(0.005)
     assert len(closed) == 1 and not server.connections
+
+
+async def test_inline_functions_get_their_arguments_by_name(serving: Serving) -> None:
+    from rpc.pools import FunctionPool
+
+    pool = FunctionPool("Order")
+
+    @pool.function
+    def sub(a: int, b: int) -> int:
+        return a - b
+
+    @pool.function
+    def halve(x: int) -> float:
+        return x / 2
+
+    # bound by name: one implementation lists the declared parameters in another order, the
+    # other returns an int for a double (normalized)
+    bound = FunctionPool.bind(
+        pool.declaration(), {"sub": lambda b, a: a - b, "halve": lambda x: x // 2}, inline=True
+    )
+    async with serving(Service(Definitions(), [bound])) as (_, urls):
+        async with ServiceRemote.connect(urls[0]) as remote:
+            assert await remote.pools.Order.sub(10, 3) == 7
+            half = await remote.pools.Order.halve(7)
+            assert half == 3.0 and type(half) is float
+            raw = remote.connection
+            with pytest.raises(RemoteError, match="sub"):
+                await raw.call("pool:Order", "sub", [1, "x"])
+            with pytest.raises(RemoteError, match="takes 2 argument"):
+                await raw.call("pool:Order", "sub", [1])
