@@ -4,6 +4,8 @@ Run::
 
     .venv/bin/python -m bench.bench_rpc            # asyncio, then uvloop when installed
     .venv/bin/python -m bench.bench_rpc --loops asyncio --calls 20000
+    .venv/bin/python -m bench.bench_rpc --loops uvloop --workloads raw,inline,rate
+    .venv/bin/python -m bench.bench_rpc --workloads rate --profile /tmp/prof   # cProfile both sides
 
 The module starts its servers (``bench/rpc_echo_server.py``: the raw echo floor and the
 benchmark service), measures, and stops them. Both sides run on the same event loop kind.
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import functools
 import importlib.util
 import itertools
 import os
@@ -67,10 +71,12 @@ TARGET_BULK_MS = 1.0
 class ServerProcess:
     """A benchmark server child process (``python -m bench.rpc_echo_server MODE``)."""
 
-    def __init__(self, mode: str, uvloop: bool) -> None:
+    def __init__(self, mode: str, uvloop: bool, profile: Path | None = None) -> None:
         cmd = [sys.executable, "-m", "bench.rpc_echo_server", mode]
         if uvloop:
             cmd.append("--uvloop")
+        if profile is not None:
+            cmd += ["--profile", str(profile)]
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
@@ -241,17 +247,18 @@ async def bulk_latencies(remote: ServiceRemote, n: int, sets: int) -> tuple[list
     bulk = remote.attachment_function_pool("BenchEdit").check("bulk")
     defs = remote.definitions()
     graph = defs.check_attachment("Graph::Graph.topology").create_key()
+    visual = defs.check_attachment("Graph::Vertex.visualAttributes")
     latencies: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-rpc-") as tmp:
         with CommitDatabase.create(Path(tmp) / "bench.cdb", defs, durable=False) as db:
             base = db.initial_state()
-            applied = 0
+            ms = CommitMutableState(base)
             for _ in range(n):
                 ms = CommitMutableState(base)
                 t0 = time.perf_counter()
                 await bulk(ms, graph, sets)
                 latencies.append(time.perf_counter() - t0)
-                applied = len(ms.mutations())
+            applied = len(ms.keys(visual))  # checked once: not part of the CPU per call
     return latencies, applied
 
 
@@ -304,65 +311,100 @@ def latency_figure(values: list[float], cpu: CPU) -> Figure:
     )
 
 
+WORKLOADS = ("raw", "inline", "threaded", "rate", "bulk")
+
+
 async def run_client(
-    echo: tuple[str, int], service: tuple[str, int], calls: int, total: int, loop: str
+    echo: tuple[str, int],
+    service: tuple[str, int],
+    calls: int,
+    total: int,
+    loop: str,
+    workloads: frozenset[str] = frozenset(WORKLOADS),
 ) -> Results:
     r = Results(loop)
     f = r.figures
     (echo_url, echo_pid), (service_url, service_pid) = echo, service
     warm = max(calls // 10, 200)
-    await raw_sequential(echo_url, warm)
-    with CPU(echo_pid) as cpu:
-        raw = await raw_sequential(echo_url, calls)
-    f["raw"] = latency_figure(raw, cpu)
-    await raw_inflight(echo_url, total // 4, INFLIGHT)
-    with CPU(echo_pid) as cpu:
-        rates = [await raw_inflight(echo_url, total, INFLIGHT) for _ in range(3)]
-    f["raw_rate"] = Figure(rate=statistics.median(rates), cpu=cpu.per_call(3 * total))
+    if "raw" in workloads:
+        await raw_sequential(echo_url, warm)
+        with CPU(echo_pid) as cpu:
+            raw = await raw_sequential(echo_url, calls)
+        f["raw"] = latency_figure(raw, cpu)
+        await raw_inflight(echo_url, total // 4, INFLIGHT)
+        with CPU(echo_pid) as cpu:
+            rates = [await raw_inflight(echo_url, total, INFLIGHT) for _ in range(3)]
+        f["raw_rate"] = Figure(rate=statistics.median(rates), cpu=cpu.per_call(3 * total))
 
     async with ServiceRemote.connect(service_url) as remote:
         add = remote.function_pool("Bench").check("add")
         add_threaded = remote.function_pool("Bench").check("add_threaded")
-        await sequential(lambda: add(1, 2), warm)
-        with CPU(service_pid) as cpu:
-            inline = await sequential(lambda: add(1, 2), calls)
-        f["inline"] = latency_figure(inline, cpu)
-        await sequential(lambda: add_threaded(1, 2), warm)
-        with CPU(service_pid) as cpu:
-            threaded = await sequential(lambda: add_threaded(1, 2), calls)
-        f["threaded"] = latency_figure(threaded, cpu)
-        await inflight_rate(lambda i: add(i, 1), total // 4, INFLIGHT)
-        with CPU(service_pid) as cpu:
-            rates = [await inflight_rate(lambda i: add(i, 1), total, INFLIGHT) for _ in range(3)]
-        f["rate"] = Figure(rate=statistics.median(rates), cpu=cpu.per_call(3 * total))
-        rounds = max(calls // 10, 300)
-        await bulk_latencies(remote, 50, 50)
-        with CPU(service_pid) as cpu:
-            bulk, applied = await bulk_latencies(remote, rounds, 50)
-        assert applied == 50, applied
-        f["bulk"] = latency_figure(bulk, cpu)
-        with CPU(service_pid) as cpu:
-            local = local_sets_latencies(remote.definitions(), rounds, 50)
-        f["local_sets"] = latency_figure(local, cpu)
+        if "inline" in workloads:
+            await sequential(lambda: add(1, 2), warm)
+            with CPU(service_pid) as cpu:
+                inline = await sequential(lambda: add(1, 2), calls)
+            f["inline"] = latency_figure(inline, cpu)
+        if "threaded" in workloads:
+            await sequential(lambda: add_threaded(1, 2), warm)
+            with CPU(service_pid) as cpu:
+                threaded = await sequential(lambda: add_threaded(1, 2), calls)
+            f["threaded"] = latency_figure(threaded, cpu)
+        if "rate" in workloads:
+            await inflight_rate(lambda i: add(i, 1), total // 4, INFLIGHT)
+            with CPU(service_pid) as cpu:
+                rates = [
+                    await inflight_rate(lambda i: add(i, 1), total, INFLIGHT) for _ in range(3)
+                ]
+            f["rate"] = Figure(rate=statistics.median(rates), cpu=cpu.per_call(3 * total))
+        if "bulk" in workloads:
+            rounds = max(calls // 10, 300)
+            await bulk_latencies(remote, 50, 50)
+            with CPU(service_pid) as cpu:
+                bulk, applied = await bulk_latencies(remote, rounds, 50)
+            assert applied == 50, applied
+            f["bulk"] = latency_figure(bulk, cpu)
+            with CPU(service_pid) as cpu:
+                local = local_sets_latencies(remote.definitions(), rounds, 50)
+            f["local_sets"] = latency_figure(local, cpu)
     return r
 
 
-def run(loop: str, calls: int, total: int) -> Results:
-    """Start the servers on `loop`, measure, stop them."""
+def run(
+    loop: str,
+    calls: int,
+    total: int,
+    workloads: frozenset[str] = frozenset(WORKLOADS),
+    profile: Path | None = None,
+) -> Results:
+    """Start the servers on `loop`, measure, stop them (profiles both sides into `profile`)."""
     uvloop = loop == "uvloop"
-    echo = ServerProcess("echo", uvloop)
+
+    def server(mode: str) -> ServerProcess:
+        out = profile / f"server-{mode}-{loop}.prof" if profile is not None else None
+        return ServerProcess(mode, uvloop, out)
+
+    echo = server("echo")
     try:
-        service = ServerProcess("service", uvloop)
+        service = server("service")
         try:
-            return anyio.run(
+            main = functools.partial(
                 run_client,
                 (echo.url, echo.proc.pid),
                 (service.url, service.proc.pid),
                 calls,
                 total,
                 loop,
-                backend_options={"use_uvloop": uvloop},
+                workloads,
             )
+            options = {"use_uvloop": uvloop}
+            if profile is None:
+                return anyio.run(main, backend_options=options)
+            profiler = cProfile.Profile()
+            try:
+                results: Results = profiler.runcall(anyio.run, main, backend_options=options)
+            finally:
+                profiler.dump_stats(profile / f"client-{loop}.prof")
+            return results
         finally:
             service.stop()
     finally:
@@ -377,6 +419,14 @@ def us(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} µs"
 
 
+def _ratio(fig: Figure, raw: float) -> str:
+    """The cells after a sequential p50: ratio to the raw echo, CPU, target, verdict."""
+    if not raw:
+        return f" | {fig.cpu} | |"
+    x = fig.p50 / raw
+    return f" = {x:.2f}x raw | {fig.cpu} | ≤ {TARGET_RATIO:g}x raw | {verdict(x <= TARGET_RATIO)}"
+
+
 def table(results: list[Results]) -> str:
     """A markdown table: figures, CPU per call (client+server µs), targets and verdicts."""
     rows = [
@@ -385,30 +435,42 @@ def table(results: list[Results]) -> str:
     ]
     for r in results:
         f = r.figures
-        raw = f["raw"].p50
-        inline, threaded = f["inline"].p50 / raw, f["threaded"].p50 / raw
-        rate, bulk_ms = f["rate"].rate, f["bulk"].p50 * 1e3
-        rows += [
-            f"| {r.loop} | (1) raw echo, sequential | p50 {us(raw)} (p90 {us(f['raw'].p90)}) "
-            f"| {f['raw'].cpu} | floor | |",
-            f"| {r.loop} | (1) raw echo, {INFLIGHT} in flight | "
-            f"{f['raw_rate'].rate:,.0f} calls/s | {f['raw_rate'].cpu} | floor | |",
-            f"| {r.loop} | (2) Bench.add inline, sequential | p50 {us(f['inline'].p50)} "
-            f"= {inline:.2f}x raw | {f['inline'].cpu} | ≤ {TARGET_RATIO:g}x raw "
-            f"| {verdict(inline <= TARGET_RATIO)} |",
-            f"| {r.loop} | (2) Bench.add_threaded (thread hop), sequential | p50 "
-            f"{us(f['threaded'].p50)} = {threaded:.2f}x raw | {f['threaded'].cpu} | ≤ "
-            f"{TARGET_RATIO:g}x raw | {verdict(threaded <= TARGET_RATIO)} |",
-            f"| {r.loop} | (3) Bench.add, {INFLIGHT} in flight on 1 connection | "
-            f"{rate:,.0f} calls/s | {f['rate'].cpu} | ≥ {TARGET_CALLS_PER_S:,} calls/s "
-            f"| {verdict(rate >= TARGET_CALLS_PER_S)} |",
-            f"| {r.loop} | (4) attachment call: 1 get + 50 sets, applied | p50 "
-            f"{bulk_ms:.2f} ms (p90 {f['bulk'].p90 * 1e3:.2f} ms) | {f['bulk'].cpu} | ≤ "
-            f"{TARGET_BULK_MS:g} ms | {verdict(bulk_ms <= TARGET_BULK_MS)} |",
-            f"| {r.loop} | (4') its engine share: 50 local `set` | p50 "
-            f"{f['local_sets'].p50 * 1e3:.2f} ms | {f['local_sets'].cpu.split('+')[0]}+0 "
-            "| reference | |",
-        ]
+        raw = f["raw"].p50 if "raw" in f else 0.0
+
+        if "raw" in f:
+            rows += [
+                f"| {r.loop} | (1) raw echo, sequential | p50 {us(raw)} (p90 {us(f['raw'].p90)}) "
+                f"| {f['raw'].cpu} | floor | |",
+                f"| {r.loop} | (1) raw echo, {INFLIGHT} in flight | "
+                f"{f['raw_rate'].rate:,.0f} calls/s | {f['raw_rate'].cpu} | floor | |",
+            ]
+        for name, label in (
+            ("inline", "Bench.add inline"),
+            ("threaded", "Bench.add_threaded (thread hop)"),
+        ):
+            if name in f:
+                rows.append(
+                    f"| {r.loop} | (2) {label}, sequential | p50 {us(f[name].p50)}"
+                    + _ratio(f[name], raw)
+                    + " |"
+                )
+        if "rate" in f:
+            rate = f["rate"].rate
+            rows.append(
+                f"| {r.loop} | (3) Bench.add, {INFLIGHT} in flight on 1 connection | "
+                f"{rate:,.0f} calls/s | {f['rate'].cpu} | ≥ {TARGET_CALLS_PER_S:,} calls/s "
+                f"| {verdict(rate >= TARGET_CALLS_PER_S)} |"
+            )
+        if "bulk" in f:
+            bulk_ms = f["bulk"].p50 * 1e3
+            rows += [
+                f"| {r.loop} | (4) attachment call: 1 get + 50 sets, applied | p50 "
+                f"{bulk_ms:.2f} ms (p90 {f['bulk'].p90 * 1e3:.2f} ms) | {f['bulk'].cpu} | ≤ "
+                f"{TARGET_BULK_MS:g} ms | {verdict(bulk_ms <= TARGET_BULK_MS)} |",
+                f"| {r.loop} | (4') its engine share: 50 local `set` | p50 "
+                f"{f['local_sets'].p50 * 1e3:.2f} ms | {f['local_sets'].cpu.split('+')[0]}+0 "
+                "| reference | |",
+            ]
     return "\n".join(rows)
 
 
@@ -418,13 +480,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loops", default="asyncio,uvloop", help="asyncio, uvloop or both")
     parser.add_argument("--calls", type=int, default=5000, help="sequential calls per workload")
     parser.add_argument("--total", type=int, default=64 * 800, help="calls per rate run")
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"a subset of {','.join(WORKLOADS)} (ratios need raw)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help="run client and servers under cProfile; write DIR/client-LOOP.prof and "
+        "DIR/server-MODE-LOOP.prof",
+    )
     args = parser.parse_args(argv)
+    workloads = frozenset(w for w in args.workloads.split(",") if w)
+    unknown = workloads - set(WORKLOADS)
+    if unknown:
+        parser.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     loops = [name for name in args.loops.split(",") if name]
     if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
         print("uvloop is not installed: skipping it (pip install uvloop)", file=sys.stderr)
         loops.remove("uvloop")
     before = os.getloadavg()
-    results = [run(loop, args.calls, args.total) for loop in loops]
+    results = [run(loop, args.calls, args.total, workloads, args.profile) for loop in loops]
     after = os.getloadavg()
     print(
         f"load average (1 min) before {before[0]:.2f}, after {after[0]:.2f}; {os.cpu_count()} CPUs"

@@ -6,7 +6,8 @@ Two modes::
     python -m bench.rpc_echo_server service [--uvloop]   # the benchmark Service
 
 Each listens on a free port of 127.0.0.1, prints ``ready tcp://127.0.0.1:PORT`` on stdout and
-runs until SIGTERM/SIGINT.
+runs until SIGTERM/SIGINT. With ``--profile FILE`` the process runs under cProfile and
+writes its statistics to FILE when it stops.
 
 The echo server speaks the same framing as the native protocol (4-byte big-endian length,
 then a msgpack payload) and answers every frame with ``[1, id, value]`` built from the
@@ -20,6 +21,8 @@ thread) and ``BenchEdit`` (``bulk``: one get, then N sets of vertex attributes).
 from __future__ import annotations
 
 import argparse
+import cProfile
+import functools
 import signal
 import struct
 import sys
@@ -126,8 +129,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["echo", "service"])
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    parser.add_argument("--profile", metavar="FILE", help="write cProfile statistics to FILE")
     args = parser.parse_args(argv)
-    anyio.run(_serve, args.mode, backend_options={"use_uvloop": args.uvloop})
+    options = {"use_uvloop": args.uvloop}
+    if args.profile:
+        profiler = cProfile.Profile()
+        try:
+            profiler.runcall(
+                anyio.run, functools.partial(_serve, args.mode), backend_options=options
+            )
+        finally:
+            profiler.dump_stats(args.profile)
+    else:
+        anyio.run(_serve, args.mode, backend_options=options)
     sys.stdout.flush()
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from commitdb.codec import (
     decode_trusted,
     encode,
+    from_wire,
     may_hold_blob_ids,
     pack,
     unpack,
@@ -47,6 +48,7 @@ from commitdb.opcodes import (
 from commitdb.paths import Path
 from commitdb.types import (
     Attachment,
+    ConceptType,
     MapType,
     SetType,
     StructureType,
@@ -103,6 +105,10 @@ class CommitMutableState:
         self._defs: Definitions = base.definitions()
         self._docs: dict[DocAddress, _Doc] = {}
         self._sealed: CommitId | None = None
+        # On an empty base (the initial state) every document resolves alike: absent, no
+        # touching commit; its (touches, all_enabled, history) is asked for once.
+        self._empty_base = getattr(base, "_empty", False) is True
+        self._empty_doc: tuple[int, bool, int | None] | None = None
         # id(caller's attachment object) -> (that object, the registered attachment)
         self._atts: dict[int, tuple[object, Attachment]] = {}
         # id(attachment) -> (attachment, {id(concept): (concept, address prefix)})
@@ -245,6 +251,14 @@ class CommitMutableState:
     def _doc(self, att: Attachment, address: DocAddress, resets: bool = False) -> _Doc:
         d = self._docs.get(address)
         if d is None:
+            if self._empty_base:
+                e = self._empty_doc
+                if e is None:
+                    r = self._base._resolve(address, att)
+                    e = self._empty_doc = (r.touches, r.all_enabled, r.history())
+                d = _Doc(att, ABSENT, *e)
+                self._docs[address] = d
+                return d
             r = self._base._resolve(address, att)
             if resets:
                 value = ABSENT  # replaced by the opcode at once: no need to materialize it
@@ -625,6 +639,70 @@ class CommitMutableState:
         )
         self._sealed = cid
         return cid
+
+    # -- wire form (what a peer sends) ----------------------------------------------------
+    def set_wire(self, attachment: Attachment | str, key: bytes, value: Any) -> None:
+        """Replace (or create) the whole document, given in wire form (e.g. by a peer).
+
+        The same as ``set(attachment, Key(concept, id), from_wire(value, document type))``
+        without building the key: `key` is its 32 wire bytes (concept runtime id + instance
+        id), `value` the document's wire form (what ``to_wire`` gives). Both are untrusted:
+        the concept must be known and accepted by the attachment's key type and the instance
+        id must not be nil (ValidationError); the value is decoded with the checking decoder
+        (DecodeError) and recorded by its canonical encoding — decoding accepts other layouts
+        (set elements out of order ...), so what was received is never recorded as is.
+
+        Raises:
+            ValidationError: A malformed, unknown, refused or nil key.
+            DecodeError: A value that is not a valid value of the document type.
+            CommitError: The state was committed.
+        """
+        att = self._attachment(attachment)
+        if type(key) is not bytes or len(key) != 32:
+            raise ValidationError("a key (32 bytes)", type(key).__name__, f"{att.identifier} key")
+        # per attachment: (it, its runtime id, {concept runtime id: accepted concept})
+        cache: dict[int, tuple[Attachment, bytes, dict[bytes, ConceptType]]] | None
+        cache = self.__dict__.get("_wire_keys")
+        if cache is None:
+            cache = self.__dict__["_wire_keys"] = {}
+        hit = cache.get(id(att))
+        if hit is None or hit[0] is not att:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            hit = cache[id(att)] = (att, att.runtime_id.bytes, {})  # att kept: id unique
+        accepted = hit[2]
+        if key[:16] not in accepted:
+            found = self._defs.query_type(uuid.UUID(bytes=key[:16]))
+            if not isinstance(found, ConceptType):
+                raise ValidationError(
+                    "a known concept", str(uuid.UUID(bytes=key[:16])), f"{att.identifier} key"
+                )
+            if not att.key_type.accepts_concept(found):
+                raise ValidationError(str(att.key_type), f"key of {found}", f"{att.identifier} key")
+            if len(accepted) >= _CACHE_LIMIT:
+                accepted.clear()
+            accepted[key[:16]] = found
+        if key[16:] == _NIL_ID:
+            raise ValidationError(
+                "a key with a valid instance id", "the nil key", f"{att.identifier} key"
+            )
+        address = hit[1] + key
+        t = att.document_type
+        decoded = from_wire(value, t, self._defs)  # fresh: owned by this state from now on
+
+        def where() -> str:
+            return f"{att.identifier}[{uuid.UUID(bytes=key[16:])}]"
+
+        normalized, raw = validated_encoding(decoded, t, where, copy=False)
+        if normalized is not None:
+            decoded = normalized
+        if may_hold_blob_ids(t):
+            self._record(att, address, Op(OpKind.DOCUMENT_SET, value=decoded), _SET_PREFIX + raw)
+        else:
+            self._record_set(att, address, raw)
+
+
+_NIL_ID = bytes(16)  # the nil instance id, in wire form
 
 
 def _as_set(elements: Iterable[Any]) -> Any:

@@ -2,15 +2,19 @@
 
 An attachment function runs on the server, in a worker thread, against an
 :class:`AttachmentMutatingRemote`. Every read (keys, has, get, enumerate) is a callback
-request to the client, answered from the client's own mutable state. Every mutation is a
-callback *notification*: it is encoded in the worker thread and buffered, then sent —
-in order, in one batch — before the next read and before the call returns (a final
-``flush`` request, made by the event loop once the function returned, confirms that every
-mutation applied; the first failure becomes the call's error). A call that makes one read and fifty mutations therefore costs a
-constant, small number of round trips.
+request to the client, answered from the client's own mutable state. Every mutation is
+buffered in the worker thread; everything buffered travels as **one** ``apply``
+notification (``[[method, args], ...]``) in the same write as the next read, or right before
+the call's result once the function returned. A call that makes one read and fifty mutations
+therefore costs two round trips: the call and the read.
 
 The client side (:class:`Lender`) applies callbacks to the lent object inline, in arrival
-order, on the connection's reader; the server never holds the client's state after the call.
+order, on the connection's reader (a ``CommitMutableState`` records a ``set`` from its wire
+form with ``set_wire``). The first mutation the client refuses stops the application: the
+ones before it stay applied, it and every later mutation are dropped until the refusal is
+reported — at the next read, where it raises inside the server function, or by the client as
+the call's error when it came with the result. The server never holds the client's state
+after the call.
 
 Wire forms of callback arguments: attachment = runtime id (16 bytes), key = concept runtime
 id + instance id (32 bytes), path = ``Path.to_wire(document type)``, values = canonical wire
@@ -20,7 +24,6 @@ values of the type the path reaches, xarray positions = 16 bytes.
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -30,6 +33,7 @@ import anyio
 from commitdb.codec import from_wire, to_wire
 from commitdb.definitions import Definitions
 from commitdb.errors import PathError, ValidationError
+from commitdb.mutable_state import CommitMutableState
 from commitdb.paths import Path
 from commitdb.types import (
     Attachment,
@@ -64,7 +68,29 @@ MUTATIONS = (
     "update_in_xarray",
     "remove_in_xarray",
 )
+ARITY = {
+    "set": 3,
+    "delete": 2,
+    "diff": 4,
+    "update": 4,
+    "union_in_set": 4,
+    "subtract_in_set": 4,
+    "union_in_map": 4,
+    "subtract_in_map": 4,
+    "update_in_map": 4,
+    "insert_in_xarray": 6,
+    "update_in_xarray": 5,
+    "remove_in_xarray": 4,
+}
+"""The number of wire arguments of each mutation."""
 READS = ("keys", "has", "get", "enumerate", "flush")
+APPLY = "apply"
+"""The notification carrying a batch of mutations: args = ``[[method, args], ...]``."""
+BATCH_MUTATIONS = 512
+"""The most mutations in one ``apply`` notification (a longer run is sent as several)."""
+BATCH_BYTES = 4 << 20
+"""An ``apply`` notification larger than this is split in two (unless it holds one mutation),
+so that batches stay far below the peer's maximum frame size."""
 
 
 def callback_target(lend_id: int) -> str:
@@ -98,7 +124,7 @@ class WireDecoder:
     when the definitions are extended.
     """
 
-    __slots__ = ("_attachments", "_concepts", "definitions")
+    __slots__ = ("_attachments", "_concepts", "_optional", "definitions")
 
     def __init__(self, definitions: Definitions) -> None:
         """Create a decoder.
@@ -109,6 +135,12 @@ class WireDecoder:
         self.definitions = definitions
         self._attachments: dict[bytes, Attachment] = {}
         self._concepts: dict[bytes, ConceptType] = {}
+        self._optional: dict[int, tuple[Attachment, OptionalType]] = {}
+
+    def optional_document(self, att: Attachment) -> OptionalType:
+        """``optional<document type>`` of an attachment (one type object per attachment:
+        the codec compiles its encoder and decoder once per type object)."""
+        return _optional_document(att, self._optional)
 
     def attachment(self, w: Any) -> Attachment:
         """The attachment a 16-byte runtime id names (ValidationError / UnknownAttachmentError)."""
@@ -132,6 +164,22 @@ class WireDecoder:
                 )
             concept = self._concepts[prefix] = found
         return Key(concept, uuid.UUID(bytes=w[16:]))
+
+
+def _optional_document(
+    att: Attachment, cache: dict[int, tuple[Attachment, OptionalType]]
+) -> OptionalType:
+    hit = cache.get(id(att))
+    if hit is not None and hit[0] is att:
+        return hit[1]
+    if len(cache) >= 1024:
+        cache.clear()
+    t = OptionalType(att.document_type)
+    cache[id(att)] = (att, t)  # the attachment is kept: its id stays unique
+    return t
+
+
+_OPTIONAL: dict[int, tuple[Attachment, OptionalType]] = {}  # the server side's cache
 
 
 def _path_and_type(att: Attachment, path: Path | str) -> tuple[Path, Type]:
@@ -162,11 +210,17 @@ class AttachmentMutatingRemote:
         self._conn = conn
         self._target = callback_target(lend_id)
         self._defs = definitions
-        self._queue: list[bytes] = []  # framed mutation notifications not sent yet
-        self._cancelled = threading.Event()
+        self._queue: list[list[Any]] = []  # [method, args] of mutations not framed yet
+        self._framed: list[bytes] = []  # framed batches not sent yet
+        self._cancelled = False  # set by cancel() or a cancelled read; read by the worker
         self._waiter: concurrent.futures.Future[Any] | None = None  # a read in progress
         self.callbacks = 0  # round trips made (reads + flushes)
         self.mutations_sent = 0
+        # per call: what the function's attachments and keys resolved to (calls repeat them)
+        self._atts: dict[int, tuple[object, Attachment]] = {}
+        self._rids: dict[int, tuple[Attachment, bytes]] = {}
+        # (id(att), id(concept)) -> (att, concept, concept runtime id, att runtime id)
+        self._prefixes: dict[tuple[int, int], tuple[Attachment, ConceptType, bytes, bytes]] = {}
 
     def definitions(self) -> Definitions:
         """The definitions shared with the client."""
@@ -175,7 +229,7 @@ class AttachmentMutatingRemote:
     def cancel(self) -> None:
         """Called when the client gave up: a read in progress and further calls raise
         CallCancelledError (the worker thread is released at once)."""
-        self._cancelled.set()
+        self._cancelled = True
         waiter = self._waiter
         if waiter is not None:
             try:
@@ -184,21 +238,39 @@ class AttachmentMutatingRemote:
                 pass
 
     def _check(self) -> None:
-        if self._cancelled.is_set():
+        if self._cancelled:
             raise CallCancelledError("the client cancelled the call")
 
     # -- plumbing -------------------------------------------------------------------------
     def _mutate(self, method: str, args: list[Any]) -> None:
         self._check()
-        self._queue.append(encode_frame(encode_notify(self._target, method, args)))
+        queue = self._queue
+        queue.append([method, args])
         self.mutations_sent += 1
+        if len(queue) >= BATCH_MUTATIONS:
+            self._seal()
+
+    def _seal(self) -> None:
+        """Frame the buffered mutations as ``apply`` notification(s), to send later."""
+        batch, self._queue = self._queue, []
+        self._framed.append(self._frames(batch))
+
+    def _frames(self, batch: list[list[Any]]) -> bytes:
+        payload = encode_notify(self._target, APPLY, batch)
+        if len(payload) > BATCH_BYTES and len(batch) > 1:  # halves, in order
+            half = len(batch) // 2
+            return self._frames(batch[:half]) + self._frames(batch[half:])
+        return encode_frame(payload)
 
     def _take(self) -> bytes:
-        queued = self._queue
-        if not queued:
+        """Every buffered mutation, framed as ``apply`` notification(s) (b"" if none)."""
+        if self._queue:
+            self._seal()
+        framed = self._framed
+        if not framed:
             return b""
-        self._queue = []
-        return queued[0] if len(queued) == 1 else b"".join(queued)
+        self._framed = []
+        return framed[0] if len(framed) == 1 else b"".join(framed)
 
     def _request(self, method: str, args: list[Any]) -> Any:
         self._check()
@@ -212,10 +284,10 @@ class AttachmentMutatingRemote:
                 self._target, method, args, frames=queued, waiter=waiter
             )
         except concurrent.futures.CancelledError:  # the call's task was cancelled (anyio)
-            self._cancelled.set()
+            self._cancelled = True
             raise CallCancelledError("the call was cancelled") from None
         except anyio.RunFinishedError:
-            self._cancelled.set()
+            self._cancelled = True
             raise CallCancelledError("the server stopped during the call") from None
         finally:
             self._waiter = None
@@ -227,21 +299,20 @@ class AttachmentMutatingRemote:
         Mutations sent with an earlier read are confirmed by it (the client reports a
         failed mutation at the next read), so only mutations buffered since need a flush.
         """
-        if self._queue:
+        if self._queue or self._framed:
             self._request("flush", [])
 
     async def finish_async(self) -> None:
-        """From the event loop, once the function returned: the same as :meth:`finish`,
-        without handing the flush back and forth between the threads.
+        """From the event loop, once the function returned: send the buffered mutations
+        (one ``apply`` notification), to arrive right before the call's result.
 
-        Raises:
-            Exception: The first mutation the client could not apply.
+        No confirmation is awaited: the client applies them before it reads the result, and
+        raises the first one it refused as the call's error (the server's function has
+        returned, so there is nothing left for the error to interrupt here).
         """
         queued = self._take()
         if queued:
             self._conn.send_frames_nowait(queued)
-            self.callbacks += 1
-            await self._conn.call(self._target, "flush", [])
 
     def send_pending(self) -> None:
         """From the event loop, once the function failed: send the buffered mutations
@@ -252,7 +323,7 @@ class AttachmentMutatingRemote:
         the client applies them first).
         """
         queued = self._take()
-        if queued and not self._cancelled.is_set():
+        if queued and not self._cancelled:
             try:
                 self._conn.send_frames_nowait(queued)
             except ConnectionClosedError:
@@ -261,12 +332,37 @@ class AttachmentMutatingRemote:
     def discard(self) -> None:
         """Drop anything buffered (the client gave up on the call)."""
         self._queue.clear()
+        self._framed.clear()
 
     def _att(self, attachment: Attachment | str) -> Attachment:
-        return self._defs.check_attachment(attachment)
+        hit = self._atts.get(id(attachment))
+        if hit is not None and hit[0] is attachment:
+            return hit[1]
+        att = self._defs.check_attachment(attachment)
+        if len(self._atts) >= 1024:  # e.g. names built afresh at every call
+            self._atts.clear()
+        self._atts[id(attachment)] = (attachment, att)  # the object is kept: its id stays unique
+        return att
 
-    @staticmethod
-    def _key(att: Attachment, key: Key, *, write: bool = True) -> bytes:
+    def _rid(self, att: Attachment) -> bytes:
+        """The attachment's runtime id (its wire form)."""
+        hit = self._rids.get(id(att))
+        if hit is not None and hit[0] is att:
+            return hit[1]
+        rid = att.runtime_id.bytes
+        self._rids[id(att)] = (att, rid)  # the attachment is kept: its id stays unique
+        return rid
+
+    def _key(self, att: Attachment, key: Key, *, write: bool = True) -> bytes:
+        if type(key) is Key:
+            # a concept this attachment accepted already: only the nil check is left
+            hit = self._prefixes.get((id(att), id(key.concept)))
+            if hit is not None and hit[0] is att and hit[1] is key.concept:
+                if write and not key.id.int:
+                    raise ValidationError(
+                        "a key with a valid instance id", "the nil key", att.identifier
+                    )
+                return hit[2] + key.id.bytes
         if not isinstance(key, Key):
             raise ValidationError(str(att.key_type), type(key).__name__, f"{att.identifier} key")
         if not att.key_type.accepts_concept(key.concept):
@@ -275,30 +371,36 @@ class AttachmentMutatingRemote:
             )
         if write and key.is_nil:
             raise ValidationError("a key with a valid instance id", "the nil key", att.identifier)
+        self._prefixes[(id(att), id(key.concept))] = (
+            att,
+            key.concept,
+            key.concept.runtime_id.bytes,
+            self._rid(att),
+        )
         return _key_wire(key)
 
     # -- reads ----------------------------------------------------------------------------
     def keys(self, attachment: Attachment | str) -> set[Key]:
         """Keys of existing documents in the client's state."""
         att = self._att(attachment)
-        w = self._request("keys", [att.runtime_id.bytes])
+        w = self._request("keys", [self._rid(att)])
         return {_key_from_wire(k, self._defs) for k in w}
 
     def has(self, attachment: Attachment | str, key: Key) -> bool:
         """True if the document exists in the client's state."""
         att = self._att(attachment)
-        return bool(self._request("has", [att.runtime_id.bytes, self._key(att, key, write=False)]))
+        return bool(self._request("has", [self._rid(att), self._key(att, key, write=False)]))
 
     def get(self, attachment: Attachment | str, key: Key) -> Any:
         """The document from the client's state, or None."""
         att = self._att(attachment)
-        w = self._request("get", [att.runtime_id.bytes, self._key(att, key, write=False)])
-        return from_wire(w, OptionalType(att.document_type), self._defs)
+        w = self._request("get", [self._rid(att), self._key(att, key, write=False)])
+        return from_wire(w, _optional_document(att, _OPTIONAL), self._defs)
 
     def enumerate(self, attachment: Attachment | str) -> list[tuple[Key, Any]]:
         """(key, document) pairs from the client's state."""
         att = self._att(attachment)
-        w = self._request("enumerate", [att.runtime_id.bytes])
+        w = self._request("enumerate", [self._rid(att)])
         return [
             (_key_from_wire(k, self._defs), from_wire(d, att.document_type, self._defs))
             for k, d in w
@@ -307,15 +409,36 @@ class AttachmentMutatingRemote:
     # -- mutations ------------------------------------------------------------------------
     def set(self, attachment: Attachment | str, key: Key, value: Any) -> None:
         """Replace (or create) the document in the client's state."""
+        # the common case inlined: an attachment and a key concept this call used already
+        hit = self._atts.get(id(attachment))
+        if hit is not None and hit[0] is attachment and type(key) is Key and not self._cancelled:
+            att = hit[1]
+            known = self._prefixes.get((id(att), id(key.concept)))
+            if known is not None and known[0] is att and known[1] is key.concept and key.id.int:
+                queue = self._queue
+                queue.append(
+                    [
+                        "set",
+                        [
+                            known[3],
+                            known[2] + key.id.bytes,
+                            to_wire(value, att.document_type),
+                        ],
+                    ]
+                )
+                self.mutations_sent += 1
+                if len(queue) >= BATCH_MUTATIONS:
+                    self._seal()
+                return
         att = self._att(attachment)
         self._mutate(
-            "set", [att.runtime_id.bytes, self._key(att, key), to_wire(value, att.document_type)]
+            "set", [self._rid(att), self._key(att, key), to_wire(value, att.document_type)]
         )
 
     def delete(self, attachment: Attachment | str, key: Key) -> None:
         """Delete the document in the client's state."""
         att = self._att(attachment)
-        self._mutate("delete", [att.runtime_id.bytes, self._key(att, key)])
+        self._mutate("delete", [self._rid(att), self._key(att, key)])
 
     def diff(
         self, attachment: Attachment | str, key: Key, value: Any, recursive: bool = False
@@ -325,7 +448,7 @@ class AttachmentMutatingRemote:
         self._mutate(
             "diff",
             [
-                att.runtime_id.bytes,
+                self._rid(att),
                 self._key(att, key),
                 to_wire(value, att.document_type),
                 bool(recursive),
@@ -339,7 +462,7 @@ class AttachmentMutatingRemote:
         self._mutate(
             "update",
             [
-                att.runtime_id.bytes,
+                self._rid(att),
                 self._key(att, key),
                 p.to_wire(att.document_type),
                 to_wire(value, t),
@@ -368,7 +491,7 @@ class AttachmentMutatingRemote:
         self._mutate(
             method,
             [
-                att.runtime_id.bytes,
+                self._rid(att),
                 self._key(att, key),
                 p.to_wire(att.document_type),
                 to_wire(operand, vt),
@@ -431,7 +554,7 @@ class AttachmentMutatingRemote:
         self._mutate(
             "insert_in_xarray",
             [
-                att.runtime_id.bytes,
+                self._rid(att),
                 self._key(att, key),
                 p.to_wire(att.document_type),
                 _pos(before),
@@ -456,7 +579,7 @@ class AttachmentMutatingRemote:
         self._mutate(
             "update_in_xarray",
             [
-                att.runtime_id.bytes,
+                self._rid(att),
                 self._key(att, key),
                 p.to_wire(att.document_type),
                 _pos(position),
@@ -474,7 +597,7 @@ class AttachmentMutatingRemote:
         self._mutate(
             "remove_in_xarray",
             [
-                att.runtime_id.bytes,
+                self._rid(att),
                 self._key(att, key),
                 p.to_wire(att.document_type),
                 _pos(position),
@@ -518,6 +641,8 @@ class Lender:
         self.decoder = decoder if decoder is not None else WireDecoder(definitions)
         self.error: BaseException | None = None
         self.applied = 0
+        # a CommitMutableState records a set from its wire form without building the key
+        self._set_wire = state.set_wire if isinstance(state, CommitMutableState) else None
 
     def request(self, method: str, args: list[Any]) -> Any:
         """Answer a read (or the final flush) from the lent state.
@@ -549,7 +674,7 @@ class Lender:
         if method == "has":
             return bool(self.state.has(att, key))
         if method == "get":
-            return to_wire(self.state.get(att, key), OptionalType(att.document_type))
+            return to_wire(self.state.get(att, key), decoder.optional_document(att))
         if method == "enumerate":
             return [
                 [_key_wire(k), to_wire(v, att.document_type)] for k, v in self.state.enumerate(att)
@@ -557,27 +682,65 @@ class Lender:
         raise MethodNotFoundError(f"unknown callback {method!r}")
 
     def notify(self, method: str, args: list[Any]) -> None:
-        """Apply a mutation (a failure is kept and reported at the next request).
+        """Apply a batch of mutations (``apply``), or a single mutation.
+
+        A refused mutation is kept and reported at the next request (or, once the server's
+        function returned, raised by the client as the call's error); it and every mutation
+        after it, up to that report, are not applied.
 
         Args:
-            method: One of the mutations (``set``, ``update`` ...).
+            method: ``apply`` (args = ``[[method, args], ...]``), or one of the mutations.
             args: Its wire arguments.
         """
+        if self.error is not None:
+            return
         try:
-            self._apply(method, args)
-            self.applied += 1
+            if method == APPLY:
+                self.apply(args)
+            else:
+                self._apply(method, args)
+                self.applied += 1
         except Exception as exc:
-            if self.error is None:
-                self.error = exc
+            self.error = exc
+
+    def apply(self, batch: list[Any]) -> None:
+        """Apply a batch of mutations in order, stopping at the first refused one.
+
+        Args:
+            batch: ``[[method, args], ...]`` as the server sent them.
+
+        Raises:
+            Exception: The first refused mutation (the ones before it stay applied).
+        """
+        if type(batch) is not list:
+            raise ValidationError("a list of mutations", type(batch).__name__, "callback apply")
+        apply_one = self._apply
+        set_wire = self._set_wire if self.mutable else None
+        attachment = self.decoder.attachment
+        for item in batch:
+            if type(item) is not list or len(item) != 2 or type(item[1]) is not list:
+                raise ValidationError("a [method, args] mutation", repr(item)[:80], "callback")
+            method, args = item
+            if method == "set" and set_wire is not None and len(args) == 3:
+                set_wire(attachment(args[0]), args[1], args[2])  # _apply's fast path, inlined
+            else:
+                apply_one(method, args)
+            self.applied += 1
 
     def _apply(self, method: str, args: list[Any]) -> None:
         if not self.mutable:
             raise ValidationError("a read-only call", f"a {method} mutation", "callback")
-        if method not in MUTATIONS:
+        arity = ARITY.get(method) if type(method) is str else None
+        if arity is None:
             raise MethodNotFoundError(f"unknown callback {method!r}")
+        if type(args) is not list or len(args) != arity:
+            raise ValidationError(f"{arity} arguments", repr(args)[:80], f"callback {method}")
+        att = self.decoder.attachment(args[0])
+        if method == "set" and self._set_wire is not None:
+            self._set_wire(att, args[1], args[2])  # validated from the wire form directly
+            return
         d = self.defs
         s = self.state
-        att = self.decoder.attachment(args[0])
         key = self.decoder.key(args[1])
         doc_type = att.document_type
         if method == "set":

@@ -22,7 +22,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any
 
-from commitdb.codec import from_wire, to_wire
+from commitdb.codec import encoder, from_wire, to_wire
 from commitdb.definitions import Definitions
 from commitdb.definitions_codec import decode_definitions, encode_definitions
 from commitdb.errors import DefinitionConflictError, NotFoundError
@@ -64,11 +64,18 @@ class RemoteFunction:
         self._target = prefix + pool.name
         self._where = f"{pool.name}.{prototype.name}"
         self._types = [p.type for p in prototype.parameters]
+        self._encoders = [encoder(t) for t in self._types]  # validate canonical values
 
     def __repr__(self) -> str:
         return f"<remote {self.pool.name}.{self.name}{self.prototype!r}>"
 
     def _wire_args(self, args: tuple[Any, ...]) -> list[Any]:
+        encoders = self._encoders
+        if len(args) == len(encoders):
+            try:  # canonical arguments: one validation, by the encoders
+                return [enc(a) for enc, a in zip(encoders, args, strict=True)]
+            except Exception:  # not canonical: normalized, or refused naming the parameter
+                pass
         values = self.prototype.check_arguments(args, self._where)
         return [to_wire(v, t) for v, t in zip(values, self._types, strict=True)]
 

@@ -20,17 +20,19 @@ import anyio
 import pytest
 
 import tests.rpc.service_factory as factory
+from commitdb.codec import to_wire
 from commitdb.commit_database import CommitDatabase
 from commitdb.definitions import Definitions
-from commitdb.errors import CommitError, ValidationError
+from commitdb.errors import CommitError, DecodeError, UnknownAttachmentError, ValidationError
 from commitdb.ids import CommitId
 from commitdb.mutable_state import CommitMutableState
 from commitdb.values import END, Key
 from rpc.connection import Connection
-from rpc.errors import CallTimeoutError, RemoteError
+from rpc.errors import CallTimeoutError, MethodNotFoundError, RemoteError
 from rpc.examples.graph import ge_definitions, make_ge_pools
 from rpc.packets import Notify, Request
 from rpc.pools import AttachmentFunctionPool
+from rpc.remote_local import BATCH_BYTES, BATCH_MUTATIONS, Lender
 from rpc.service import Service
 from rpc.service_remote import ServiceRemote
 from tests.rpc.conftest import Serving
@@ -324,7 +326,7 @@ async def test_a_mutation_the_client_refuses_raises_inside_the_server_function(
         message = await edit.tag_then_read(sealed, g, "second")
         assert message.startswith("CommitError: this mutable state was committed")
         with pytest.raises(CommitError, match="this mutable state was committed"):
-            await edit.tag(sealed, g, "third")  # the final flush reports it
+            await edit.tag(sealed, g, "third")  # the client raises it as the call's error
         fresh = CommitMutableState(db.state(db.last_commit_id()))
         assert await edit.tag_then_read(fresh, g, "fourth") == "ok"
 
@@ -395,7 +397,7 @@ class CountingHandler:
         return self.inner.handle_notify(conn, notify)
 
 
-async def test_one_get_and_fifty_sets_cost_three_round_trips(
+async def test_one_get_and_fifty_sets_cost_two_round_trips_and_one_batch(
     serving: Serving, service: Service, db: CommitDatabase
 ) -> None:
     g = graph_key(db.definitions())
@@ -405,13 +407,15 @@ async def test_one_get_and_fifty_sets_cost_three_round_trips(
         ms = CommitMutableState(db.initial_state())
         assert await remote.attachment_pools.Edit.bulk(ms, g, 50) == 0
         round_trips = 1 + len(counting.requests)  # the call, then each callback request
-        assert counting.requests == ["get", "flush"]
-        assert round_trips <= 3
-        assert counting.notifications == 50
+        assert counting.requests == ["get"]  # no flush: the batch arrives before the result
+        assert round_trips == 2
+        assert counting.notifications == 1  # the 50 sets, as one ``apply`` batch
         assert len(ms.keys("Graph::Vertex.visualAttributes")) == 50
         counting.requests.clear()
-        await remote.attachment_pools.Edit.bulk(ms, g, 0)  # no mutation: no flush
+        counting.notifications = 0
+        await remote.attachment_pools.Edit.bulk(ms, g, 0)  # no mutation: no batch
         assert counting.requests == ["get"]
+        assert counting.notifications == 0
 
 
 async def test_the_server_keeps_nothing_after_the_call(
@@ -481,3 +485,208 @@ async def test_concurrent_calls_each_mutate_their_own_state(
         assert ms.get("Graph::Graph.topology", graphs[i]).vertexKeys == {keys[i]}
         assert ms.get("Graph::Vertex.visualAttributes", keys[i]).value == i
         assert ms.keys("Graph::Graph.topology") == {graphs[i]}
+
+
+# --------------------------------------------------------------------------------------------
+# Batches: the mutations between two reads travel as one ``apply`` notification
+
+
+def make_numbered_service() -> Service:
+    """``Numbered.write``: `count` tag documents {"n": i} on fresh graph keys, in order; a
+    read of every key right after mutation `readAt` (its error, if any, is returned)."""
+    defs = ge_definitions()
+    tags = defs.check_attachment("Graph::Graph.tags")
+    numbered = AttachmentFunctionPool("Numbered")
+
+    @numbered.function
+    def write(state: Any, count: int, readAt: int) -> str:
+        """Write `count` numbered tag documents, reading once after mutation `readAt`."""
+        seen = "ok"
+        for i in range(count):
+            state.set(tags, tags.create_key(), {"n": str(i)})
+            if i == readAt:
+                try:
+                    state.keys(tags)
+                except Exception as exc:
+                    seen = f"{type(exc).__name__}: {exc}"
+        return seen
+
+    @numbered.function
+    def big(state: Any, count: int, size: int) -> None:
+        """Write `count` tag documents {"n": i followed by `size` x}."""
+        for i in range(count):
+            state.set(tags, tags.create_key(), {"n": f"{i}:{'x' * size}"})
+
+    tools, ge_pools = make_ge_pools(defs)
+    return Service(defs, [tools], [*ge_pools, numbered], name="numbered")
+
+
+class Refusing:
+    """A lent state (not a CommitMutableState) that refuses the tag document {"n": bad}."""
+
+    def __init__(self, inner: CommitMutableState, bad: str) -> None:
+        self.inner = inner
+        self.bad = bad
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def set(self, attachment: Any, key: Key, value: Any) -> None:
+        if value == {"n": self.bad}:
+            raise ValidationError("a document the client accepts", repr(value), "Refusing")
+        self.inner.set(attachment, key, value)
+
+
+def numbers(state: Any) -> list[str]:
+    tags = state.definitions().check_attachment("Graph::Graph.tags")
+    return sorted(doc["n"] for _, doc in state.enumerate(tags))
+
+
+async def test_a_refused_mutation_in_the_final_batch_fails_the_call_and_stops_the_batch(
+    serving: Serving, db: CommitDatabase
+) -> None:
+    async with remote_of(serving, make_numbered_service()) as remote:
+        counting = CountingHandler(remote.connection.handler)
+        remote.connection.handler = counting
+        state = Refusing(CommitMutableState(db.initial_state()), bad="2")
+        with pytest.raises(ValidationError, match="a document the client accepts"):
+            await remote.attachment_pools.Numbered.write(state, 5, -1)
+        assert counting.notifications == 1 and counting.requests == []  # one batch of 5
+        # applied in order up to the refused one; the rest of the batch is not applied
+        assert numbers(state.inner) == ["0", "1"]
+        assert remote._lenders == {}
+        fresh = Refusing(CommitMutableState(db.initial_state()), bad="none")
+        assert await remote.attachment_pools.Numbered.write(fresh, 5, -1) == "ok"
+        assert numbers(fresh.inner) == ["0", "1", "2", "3", "4"]
+
+
+async def test_a_refused_mutation_before_a_read_raises_at_the_read_then_mutations_resume(
+    serving: Serving, db: CommitDatabase
+) -> None:
+    async with remote_of(serving, make_numbered_service()) as remote:
+        counting = CountingHandler(remote.connection.handler)
+        remote.connection.handler = counting
+        state = Refusing(CommitMutableState(db.initial_state()), bad="1")
+        seen = await remote.attachment_pools.Numbered.write(state, 6, 3)
+        assert seen.startswith("ValidationError: expected a document the client accepts")
+        assert counting.requests == ["keys"]
+        assert counting.notifications == 2  # 0..3 before the read, 4..5 before the result
+        # 0 applied; 1 refused; 2 and 3 (same batch, before the read reported it) skipped;
+        # 4 and 5 came after the function saw the error
+        assert numbers(state.inner) == ["0", "4", "5"]
+
+
+async def test_batches_apply_in_order_on_the_engine_fast_path(
+    serving: Serving, db: CommitDatabase
+) -> None:
+    async with remote_of(serving, make_numbered_service()) as remote:
+        ms = CommitMutableState(db.initial_state())
+        assert await remote.attachment_pools.Numbered.write(ms, 30, 9) == "ok"
+    # the program lists documents in first-touch order: the order the client applied them,
+    # across the two batches (before the read, before the result)
+    recorded = [[op.value for op in ops] for _, ops in ms.mutations().items()]
+    assert recorded == [[{"n": str(i)}] for i in range(30)]
+    assert db.state(db.commit_mutations("numbered", ms)).keys("Graph::Graph.tags") == ms.keys(
+        "Graph::Graph.tags"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The lender's batches, without a network
+
+
+def wire_set(att: Any, key: Key, value: Any) -> list[Any]:
+    """The ``[method, args]`` of a set, as the server sends it."""
+    return [
+        "set",
+        [
+            att.runtime_id.bytes,
+            key.concept.runtime_id.bytes + key.id.bytes,
+            to_wire(value, att.document_type),
+        ],
+    ]
+
+
+def test_a_batch_applies_in_order_and_stops_at_the_first_refused_mutation(
+    db: CommitDatabase,
+) -> None:
+    defs = db.definitions()
+    tags = defs.check_attachment("Graph::Graph.tags")
+    a, b, c = (tags.create_key() for _ in range(3))
+    ms = CommitMutableState(db.initial_state())
+    lender = Lender(ms, defs, mutable=True)
+    bad = wire_set(tags, b, {})
+    bad[1][2] = ["not", "a", "map", 7]  # decodes to no map<string, string>
+    lender.notify(
+        "apply",
+        [
+            wire_set(tags, a, {"v": "1"}),
+            wire_set(tags, a, {"v": "2"}),  # same document: the later set wins
+            bad,
+            wire_set(tags, c, {"v": "3"}),  # after the refused one: not applied
+        ],
+    )
+    assert ms.get(tags, a) == {"v": "2"} and not ms.has(tags, b) and not ms.has(tags, c)
+    assert lender.applied == 2
+    lender.notify("apply", [wire_set(tags, c, {"v": "4"})])  # the error is not reported yet
+    assert not ms.has(tags, c)
+    with pytest.raises(DecodeError):  # the next read reports the first refusal
+        lender.request("has", [tags.runtime_id.bytes, bad[1][1]])
+    lender.notify("apply", [wire_set(tags, c, {"v": "5"})])  # reported: applied again
+    assert ms.get(tags, c) == {"v": "5"}
+    assert lender.request("flush", []) is None
+
+
+@pytest.mark.parametrize(
+    ("batch", "error"),
+    [
+        ("not a list", ValidationError),
+        ([["set"]], ValidationError),
+        ([["set", [b"x"]]], ValidationError),
+        ([["drop_everything", []]], MethodNotFoundError),
+        ([["set", [b"\0" * 16, b"\0" * 32, {}]]], UnknownAttachmentError),
+    ],
+)
+def test_a_malformed_batch_is_reported_as_a_typed_error(
+    db: CommitDatabase, batch: Any, error: type[Exception]
+) -> None:
+    ms = CommitMutableState(db.initial_state())
+    lender = Lender(ms, db.definitions(), mutable=True)
+    lender.notify("apply", batch)
+    assert isinstance(lender.error, error)
+    with pytest.raises(error):
+        lender.request("flush", [])
+    assert len(ms.mutations()) == 0
+
+
+def test_a_read_only_lender_refuses_a_batch(db: CommitDatabase) -> None:
+    defs = db.definitions()
+    tags = defs.check_attachment("Graph::Graph.tags")
+    ms = CommitMutableState(db.initial_state())
+    lender = Lender(ms, defs, mutable=False)
+    lender.notify("apply", [wire_set(tags, tags.create_key(), {"v": "1"})])
+    with pytest.raises(ValidationError, match="a read-only call"):
+        lender.request("flush", [])
+    assert len(ms.mutations()) == 0
+
+
+async def test_long_runs_of_mutations_are_split_in_bounded_batches(
+    serving: Serving, db: CommitDatabase
+) -> None:
+    async with remote_of(serving, make_numbered_service()) as remote:
+        counting = CountingHandler(remote.connection.handler)
+        remote.connection.handler = counting
+        ms = CommitMutableState(db.initial_state())
+        count = 2 * BATCH_MUTATIONS + 7
+        assert await remote.attachment_pools.Numbered.write(ms, count, -1) == "ok"
+        assert counting.notifications == 3  # two full batches, then the rest
+        recorded = [[op.value for op in ops] for _, ops in ms.mutations().items()]
+        assert recorded == [[{"n": str(i)}] for i in range(count)]
+        # by size: three documents of half a batch's bytes cannot share one notification
+        counting.notifications = 0
+        big = CommitMutableState(db.initial_state())
+        await remote.attachment_pools.Numbered.big(big, 3, BATCH_BYTES // 2)
+        assert counting.notifications == 3
+        values = [ops[0].value["n"] for _, ops in big.mutations().items()]
+        assert [v.split(":")[0] for v in values] == ["0", "1", "2"]
+        assert all(len(v) == BATCH_BYTES // 2 + 2 for v in values)
