@@ -89,6 +89,7 @@ __all__ = (
     "may_hold_blob_ids",
     "pack",
     "to_wire",
+    "trusted_bytes_decoder",
     "trusted_decoder",
     "unpack",
     "unpack_raw",
@@ -278,7 +279,7 @@ def _build_encoder(t: Type) -> Encoder:
 
         def enc_key(v: Any) -> Any:
             if type(v) is Key and (accepts(v.concept) or (v.is_nil and v.concept == target)):
-                return v.concept.runtime_id.bytes + v.id.bytes
+                return v.concept.runtime_id.bytes + v._id_bytes
             raise _NotCanonical
 
         return enc_key
@@ -1400,6 +1401,26 @@ def decode_trusted(
 
 _trusted: dict[int, tuple[Type, Decoder]] = {}
 
+BytesDecoder = Callable[[bytes, "Definitions | None"], Any]
+
+
+def trusted_bytes_decoder(t: Type) -> BytesDecoder:
+    """:func:`decode_trusted` for one type, as a function of the bytes and definitions
+    (for readers that decode many documents of the same type: no per-call type lookup)."""
+    dec = trusted_decoder(t)
+    resolve = getattr(dec, "resolve", None)
+    if resolve is not None:  # a structure's decoder compiled on first use: compile it now
+        dec = resolve()
+    unpackb = msgpack.unpackb
+
+    def decode_bytes(data: bytes, definitions: Definitions | None) -> Any:
+        try:
+            return dec(unpackb(data), definitions)
+        except Exception:  # any misfit: decode the checked way (and raise what it raises)
+            return decode(data, t, definitions)
+
+    return decode_bytes
+
 
 def _same_wire(w: Any, d: Definitions | None) -> Any:
     return w
@@ -1566,4 +1587,72 @@ def _trusted_struct(t: StructureType) -> Decoder:
     def dec_struct_trusted_first(w: Any, d: Definitions | None) -> Any:
         return (resolved[0] if resolved else resolve())(w, d)
 
+    dec_struct_trusted_first.resolve = lambda: resolved[0] if resolved else resolve()  # type: ignore[attr-defined]
     return dec_struct_trusted_first
+
+
+# --------------------------------------------------------------------------------------------
+# Checked decoding that also tells whether the input was canonical (bytes from a peer that can
+# be recorded as received)
+
+_STRICT_LAYOUT: dict[int, tuple[Type, bool]] = {}
+
+
+def _strict_layout(t: Type, seen: set[uuid.UUID]) -> bool:
+    """True if every wire form the checking decoder accepts for `t` re-encodes to itself.
+
+    Sets, maps, xarrays, variants and ``any`` are excluded (their decoders accept other orders
+    or forms); the other decoders accept exactly one wire form per value.
+    """
+    if isinstance(t, SetType | MapType | XArrayType | VariantType | AnyType):
+        return False
+    if isinstance(t, KeyType):  # 32 bytes, whatever the target
+        return True
+    if isinstance(t, NamedType):
+        if t.runtime_id in seen:  # a recursive type: its other parts decide
+            return True
+        seen.add(t.runtime_id)
+    return all(_strict_layout(child, seen) for child in t.children())
+
+
+def strict_layout(t: Type) -> bool:
+    """Whether the checking decoder of `t` accepts only canonical wire forms (cached per type
+    object): then bytes that decode and repack to themselves are the canonical encoding."""
+    hit = _STRICT_LAYOUT.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    strict = _strict_layout(t, set())
+    if len(_STRICT_LAYOUT) >= _SHARED_LIMIT:
+        _STRICT_LAYOUT.clear()
+    _STRICT_LAYOUT[id(t)] = (t, strict)  # the type is kept: its id stays unique
+    return strict
+
+
+def decode_canonical(
+    data: bytes, t: Type, definitions: Definitions | None = None
+) -> tuple[Any, bool]:
+    """:func:`decode`, also telling whether `data` is exactly the canonical encoding of the
+    decoded value (what :func:`encode` gives for it).
+
+    Refuses exactly what :func:`decode` refuses (DecodeError). True is certain: `data` may
+    then be stored as received. False means "not known to be canonical" (another msgpack
+    layout, or a type whose decoder accepts several layouts): re-encode the value.
+    """
+    try:
+        w = msgpack.unpackb(data)
+    except Exception as exc:
+        raise DecodeError(f"malformed msgpack: {exc}") from None
+    dec = t._dec
+    if dec is None:
+        dec = decoder(t)
+    try:
+        value = dec(w, definitions)
+    except _Bad as exc:
+        raise DecodeError(f"not a canonical {t}: bad {exc}") from None
+    except DecodeError:
+        raise
+    except _DECODE_FAILURES as exc:
+        raise DecodeError(f"not a canonical {t}: {exc}") from None
+    hit = _STRICT_LAYOUT.get(id(t))
+    strict = hit[1] if hit is not None and hit[0] is t else strict_layout(t)
+    return value, strict and _packb(w) == data

@@ -5,18 +5,29 @@ Storage layout (one LMDB environment, named tables):
 ========  ==================================  =============================================
 table     key                                 value
 ========  ==================================  =============================================
-meta      name                                format, uuid, documentation, definitions, ...
-commits   commit id (32)                      header + seq, height, simple flag
-seqs      u64be creation sequence             commit id (creation order)
-children  parent id ‖ child id                (empty)
+meta      name                                format, uuid, documentation, definitions,
+                                              counters (next sequence, data version, last
+                                              commit)
+meta      ``h:`` ‖ commit id                  (empty): the heads
+meta      ``~`` ‖ u64be creation sequence     commit id (creation order)
+meta      ``~`` ‖ u64be parent seq ‖ u64be    (empty): a child link (parent, child), by
+          child seq                           creation sequences
+commits   commit id (32)                      header + seq, height, flags
+commits   commit id ‖ u32be index             document address (program order)
 nephews   merge target id ‖ merge id          (empty)
-heads     commit id                           (empty)
 docs      document address (48) ‖ u64be seq   commit id, encoded ops, snapshot, counters,
                                               history digest
-cdocs     commit id ‖ u32be index             document address (program order)
 blobs     blob id                             layout, size, chunk count
 chunks    blob id ‖ u32be chunk index         bytes
 ========  ==================================  =============================================
+
+The layout keeps the pages one commit dirties few (each is written and flushed by the
+durable LMDB commit): a Mutations commit writes three tables. Its record and its document
+addresses share one leaf of ``commits``; its heads, sequence and child-link keys share the
+meta leaves (the sequence region ``~`` is last, so a new commit's sequence and its link to
+a parent created just before append to the same leaf); its ``docs`` entries are the third.
+``commitdb-commit/2`` is this layout (``/1`` kept ``seqs``, ``children``, ``heads`` and the
+addresses, ``cdocs``, in tables of their own).
 
 ``docs`` is the per-document index: reading one document at a commit touches only that
 document's entries, and each entry keeps the materialized document after that commit (its
@@ -83,10 +94,11 @@ if TYPE_CHECKING:
 
 __all__ = ("COMMIT_TABLES", "CommitDatabase", "CommitRecord", "DocEntry", "history_step")
 
-COMMIT_TABLES = (
-    "meta", "commits", "seqs", "children", "nephews", "heads", "docs", "cdocs", *BLOB_TABLES,
-)  # fmt: skip
-FORMAT = b"commitdb-commit/1"
+COMMIT_TABLES = ("meta", "commits", "nephews", "docs", *BLOB_TABLES)
+FORMAT = b"commitdb-commit/2"
+_HEAD = b"h:"  # meta: heads
+_SEQ = b"~"  # meta: creation sequences and child links (sorts after every name)
+_COUNTERS = b"counters"  # meta: next seq, data version, last commit (see _counters)
 INVALID = CommitId.INVALID
 
 # snapshot markers inside a docs entry
@@ -329,6 +341,20 @@ def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
 
+def _counters(raw: bytes | None) -> tuple[int, int, CommitId | None]:
+    """The meta ``counters`` value: the next creation sequence (the number of commits), the
+    data version (bumped by every write) and the last commit (see
+    :meth:`CommitDatabase.last_commit_id`), packed as u64be ‖ u64be ‖ commit id (absent while
+    there is no commit)."""
+    if raw is None or len(raw) < 16:
+        return 0, 0, None
+    return (
+        int.from_bytes(raw[:8], "big"),
+        int.from_bytes(raw[8:16], "big"),
+        _NEW(CommitId, raw[16:48]) if len(raw) >= 48 else None,
+    )
+
+
 EntryFields = tuple[bytes, bytes, Any, int, bool, bool, "int | None", bool]
 """A stored ``docs`` entry: commit id, ops, snapshot, touches, all_enabled, resets, history,
 derived (the fields of :class:`DocEntry` but the sequence, in a plain tuple)."""
@@ -439,6 +465,11 @@ class CommitDatabase:
         with storage.read() as txn:
             fmt = txn.get("meta", b"format")
             if fmt != FORMAT:
+                if fmt is not None and fmt.startswith(b"commitdb-commit/"):
+                    raise CorruptDatabaseError(
+                        f"{storage.path} is a commitdb commit database of another layout "
+                        f"({fmt.decode(errors='replace')}; this version reads {FORMAT.decode()})"
+                    )
                 raise CorruptDatabaseError(
                     f"{storage.path} is not a commitdb commit database (format {fmt!r})"
                 )
@@ -457,8 +488,7 @@ class CommitDatabase:
             txn.put("meta", b"uuid", uuid.uuid4().bytes)
             txn.put("meta", b"documentation", (documentation or "").encode())
             txn.put("meta", b"definitions", encode_definitions(definitions or Definitions()))
-            txn.put("meta", b"next_seq", _u64(0))
-            txn.put("meta", b"data_version", _u64(0))
+            txn.put("meta", _COUNTERS, _u64(0) + _u64(0))
         return cls(storage)
 
     @classmethod
@@ -622,20 +652,22 @@ class CommitDatabase:
     def commit_ids(self) -> set[CommitId]:
         """Every commit id."""
         with self._storage.read() as txn:
-            return {CommitId(k) for k in txn.keys("commits")}
+            return {CommitId(k) for k in txn.keys("commits") if len(k) == 32}
 
     def commit_ids_in_order(self) -> list[CommitId]:
         """Every commit id in creation order (parents always before children)."""
         with self._storage.read() as txn:
-            return [CommitId(v) for _, v in txn.items("seqs")]
+            return [CommitId(v) for k, v in txn.items("meta", _SEQ) if len(k) == 9]
 
     def commits_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, CommitId]]:
         """(creation sequence, id) of the commits created at or after `seq`, oldest first
         (the change feed used by live notifications and incremental sync)."""
         out: list[tuple[int, CommitId]] = []
         with self._storage.read() as txn:
-            for k, v in txn.items("seqs", start=_u64(max(seq, 0))):
-                out.append((int.from_bytes(k, "big"), CommitId(v)))
+            for k, v in txn.items("meta", _SEQ, start=_SEQ + _u64(max(seq, 0))):
+                if len(k) != 9:
+                    continue  # a child link
+                out.append((int.from_bytes(k[1:], "big"), CommitId(v)))
                 if len(out) >= limit:
                     break
         return out
@@ -643,13 +675,25 @@ class CommitDatabase:
     def head_commit_ids(self) -> set[CommitId]:
         """Commits that are neither a parent nor a merge target."""
         with self._storage.read() as txn:
-            return {CommitId(k) for k in txn.keys("heads")}
+            return {CommitId(k[2:]) for k in txn.keys("meta", _HEAD)}
 
     def children_commit_ids(self, commit_id: CommitId) -> set[CommitId]:
         """Commits whose parent is `commit_id`."""
         cid = self._check_id(commit_id)
         with self._storage.read() as txn:
-            return {CommitId(k[32:]) for k in txn.keys("children", bytes(cid))}
+            try:
+                prefix = _SEQ + _u64(self._record(cid, txn).seq)
+            except UnknownCommitError:
+                return set()
+            get = txn.get
+            out = set()
+            for k in txn.keys("meta", prefix):
+                if len(k) == 17:
+                    child = get("meta", _SEQ + k[9:])
+                    if child is None:
+                        raise CorruptDatabaseError(f"commit {cid.hex()} has a lost child")
+                    out.add(CommitId(child))
+            return out
 
     def nephew_commit_ids(self, commit_id: CommitId) -> set[CommitId]:
         """Merge commits whose target is `commit_id`."""
@@ -660,15 +704,16 @@ class CommitDatabase:
     def first_commit_id(self) -> CommitId | None:
         """The first commit in creation order (None if empty)."""
         with self._storage.read() as txn:
-            for _, v in txn.items("seqs"):
-                return CommitId(v)
+            for k, v in txn.items("meta", _SEQ):
+                if len(k) == 9:
+                    return CommitId(v)
         return None
 
     def last_commit_id(self) -> CommitId | None:
         """The commit with the greatest timestamp, ties going to the most recently stored."""
         with self._storage.read() as txn:
-            raw = txn.get("meta", b"last")
-        return CommitId(raw) if raw else None
+            raw = txn.get("meta", _COUNTERS)
+        return CommitId(raw[16:48]) if raw and len(raw) >= 48 else None
 
     def commit_exists(self, commit_id: CommitId) -> bool:
         """True if the commit is stored."""
@@ -684,8 +729,9 @@ class CommitDatabase:
 
     def commit_count(self) -> int:
         """Number of commits."""
+        # commits are never removed: their count is the next creation sequence
         with self._storage.read() as txn:
-            return txn.count("commits")
+            return _counters(txn.get("meta", _COUNTERS))[0]
 
     def is_ancestor(self, ancestor: CommitId, descendant: CommitId) -> bool:
         """True if `ancestor` is reachable from `descendant` through parent and merge-target
@@ -771,7 +817,7 @@ class CommitDatabase:
     ) -> CommitId:
         """Write a Mutations commit; entries are (address, ops bytes, snapshot, touches,
         all_enabled, resets, history digest of the base or None)."""
-        program = program_bytes((a, ops) for a, ops, *_ in entries)
+        program = program_bytes([(e[0], e[1]) for e in entries])
         cid = compute_commit_id(base, CommitKind.MUTATIONS, INVALID, program)
         header = CommitHeader(
             cid,
@@ -784,7 +830,7 @@ class CommitDatabase:
         )
         raw_cid = bytes(cid)
         with self._storage.write() as txn:
-            if txn.has("commits", cid):
+            if txn.has("commits", raw_cid):
                 return cid
             # a cached record is a stored commit (commits are never removed)
             if base.is_valid and base not in self._records and not txn.has("commits", base):
@@ -795,16 +841,21 @@ class CommitDatabase:
             rec = self._append_commit(txn, header)
             seq = _u64(rec.seq)
             put = txn.put
+            step = int.from_bytes(raw_cid[:8], "little")  # history_step, inlined
             for i, (address, ops, snap, touches, all_enabled, resets, base_history) in enumerate(
                 entries
             ):
-                history = None if base_history is None else history_step(base_history, cid)
+                history = (
+                    None
+                    if base_history is None
+                    else (base_history * _HISTORY_FACTOR + step) & _U64_MASK
+                )
                 put(
                     "docs",
                     address + seq,
                     pack([raw_cid, ops, snap, touches, all_enabled, resets, history]),
                 )
-                put("cdocs", raw_cid + i.to_bytes(4, "big"), address)
+                put("commits", raw_cid + i.to_bytes(4, "big"), address)
         self._remember(rec)
         return cid
 
@@ -816,7 +867,7 @@ class CommitDatabase:
         cid = header.commit_id
         parent = header.parent_commit_id
         kind = header.kind
-        seq = int.from_bytes(txn.get("meta", b"next_seq") or _u64(0), "big")
+        seq, version, last = _counters(txn.get("meta", _COUNTERS))
         height = 0
         simple = kind == CommitKind.MUTATIONS
         clean = simple or (kind == CommitKind.MERGE and snapshots)
@@ -830,27 +881,29 @@ class CommitDatabase:
         rec = CommitRecord.from_header(
             header, seq, height, simple, clean, snapshots and kind == CommitKind.MERGE
         )
-        txn.put("commits", cid, pack(rec.to_wire()))
-        txn.put("seqs", _u64(seq), cid)
-        txn.put("meta", b"next_seq", _u64(seq + 1))
+        put = txn.put
+        raw_cid = bytes(cid)
+        put("commits", raw_cid, pack(rec.to_wire()))
+        seq_bytes = _u64(seq)
+        put("meta", _SEQ + seq_bytes, raw_cid)
         if parent.is_valid:
-            txn.put("children", bytes(parent) + bytes(cid), b"")
-            txn.delete("heads", parent)
+            put("meta", _SEQ + _u64(prec.seq) + seq_bytes, b"")
+            txn.delete("meta", _HEAD + parent)
         if kind == CommitKind.MERGE:
-            txn.put("nephews", bytes(header.target_commit_id) + bytes(cid), b"")
-            txn.delete("heads", header.target_commit_id)
+            put("nephews", bytes(header.target_commit_id) + bytes(cid), b"")
+            txn.delete("meta", _HEAD + header.target_commit_id)
         # A new commit is a head: its children and nephews can only be stored after it.
-        txn.put("heads", cid, b"")
-        last = txn.get("meta", b"last")
-        if last is None or header.timestamp >= self._record(CommitId(last), txn).timestamp:
-            txn.put("meta", b"last", cid)
-        self._bump(txn)
+        put("meta", _HEAD + raw_cid, b"")
+        if last is None or header.timestamp >= self._record(last, txn).timestamp:
+            last = cid
+        put("meta", _COUNTERS, _u64(seq + 1) + _u64(version + 1) + bytes(last))
         return rec
 
     @staticmethod
     def _bump(txn: WriteTxn) -> None:
-        v = int.from_bytes(txn.get("meta", b"data_version") or _u64(0), "big")
-        txn.put("meta", b"data_version", _u64(v + 1))
+        raw = txn.get("meta", _COUNTERS) or bytes(16)
+        v = int.from_bytes(raw[8:16], "big")
+        txn.put("meta", _COUNTERS, raw[:8] + _u64(v + 1) + raw[16:])
 
     def _structural_commit(
         self, kind: CommitKind, label: str, parent: CommitId, target: CommitId, author: str | None
@@ -1037,14 +1090,14 @@ class CommitDatabase:
     def data_version(self) -> int:
         """A counter bumped by every write (commits, blobs, definitions)."""
         with self._storage.read() as txn:
-            return int.from_bytes(txn.get("meta", b"data_version") or _u64(0), "big")
+            return _counters(txn.get("meta", _COUNTERS))[1]
 
     def commit_data(self, commit_id: CommitId) -> CommitData:
         """Header and program bytes of a commit."""
         cid = self._check_id(commit_id)
         header = self._header(cid)
         with self._storage.read() as txn:
-            addresses = [a for _, a in txn.items("cdocs", bytes(cid))]
+            addresses = [a for k, a in txn.items("commits", bytes(cid)) if len(k) == 36]
             rec = self._record(cid, txn)
             entries = []
             for a in addresses:
@@ -1137,7 +1190,7 @@ class CommitDatabase:
                         address + _u64(rec.seq),
                         pack([bytes(h.commit_id), ops, SNAP_UNKNOWN, -1, False, resets, None]),
                     )
-                    txn.put("cdocs", bytes(h.commit_id) + i.to_bytes(4, "big"), address)
+                    txn.put("commits", bytes(h.commit_id) + i.to_bytes(4, "big"), address)
                 records.append(rec)
                 results.append(True)
         for rec in records:

@@ -70,7 +70,13 @@ from commitdb.blobs import (
     BlobStore,
     BlobStream,
 )
-from commitdb.codec import decode, decode_trusted, encode, may_hold_blob_ids, validated_copy
+from commitdb.codec import (
+    decode,
+    encode,
+    may_hold_blob_ids,
+    trusted_bytes_decoder,
+    validated_copy,
+)
 from commitdb.copier import copier
 from commitdb.definitions import Definitions, ExtendInfo
 from commitdb.definitions_codec import decode_definitions, encode_definitions
@@ -129,6 +135,7 @@ class _AttachmentInfo:
         "blobs",
         "concepts",
         "copy",
+        "decode",
         "document_type",
         "identifier",
         "prefix",
@@ -138,6 +145,7 @@ class _AttachmentInfo:
         self.attachment = attachment
         self.document_type = attachment.document_type
         self.copy = copier(attachment.document_type)
+        self.decode = trusted_bytes_decoder(attachment.document_type)
         self.identifier = attachment.identifier
         self.prefix = attachment.runtime_id.bytes
         self.blobs = may_hold_blob_ids(attachment.document_type)
@@ -559,7 +567,7 @@ class Database:
             concept = key.concept
             hit = info.concepts.get(id(concept))
             if hit is not None and hit[0] is concept and (key.id.int or not write):
-                return hit[1] + key.id.bytes
+                return hit[1] + key._id_bytes
         return Database._address_slow(info, key, write)
 
     @staticmethod
@@ -577,7 +585,7 @@ class Database:
             info.concepts.clear()
         prefix = info.prefix + concept.runtime_id.bytes
         info.concepts[id(concept)] = (concept, prefix)
-        return prefix + key.id.bytes
+        return prefix + key._id_bytes
 
     def _concept(self, raw: bytes) -> ConceptType:
         concept = self._concepts.get(raw)
@@ -610,7 +618,10 @@ class Database:
             value = self._decode(info, raw)
             self._documents[address] = (raw, value)
             return info.copy(value)
-        value = self._decode(info, raw)
+        try:
+            value = info.decode(raw, self._defs)  # self._decode(), inlined for its common case
+        except DecodeError:
+            value = self._decode(info, raw)
         size = len(raw)
         if size > _DOC_CACHE_ENTRY_BYTES:
             return value
@@ -627,7 +638,7 @@ class Database:
     def _decode(self, info: _AttachmentInfo, raw: bytes) -> Any:
         try:
             # bytes this module encoded (set() validates): see codec.decode_trusted
-            return decode_trusted(raw, info.document_type, self._defs)
+            return info.decode(raw, self._defs)
         except DecodeError:
             # A value may name a type (inside ``any``) that another connection just added.
             if not self._reload_definitions():
@@ -807,8 +818,17 @@ class Database:
         """
         if self._closed:
             raise self._closed_error()
-        info = self._info(attachment)
-        address = self._address(info, key, False)
+        # _info() and _address() inlined for their common cases: the hot path
+        hit = self._by_ref.get(id(attachment))
+        info = hit[1] if hit is not None and hit[0] is attachment else self._resolve(attachment)
+        if type(key) is Key:
+            known = info.concepts.get(id(key.concept))
+            if known is not None and known[0] is key.concept:
+                address = known[1] + key._id_bytes
+            else:
+                address = self._address_slow(info, key, False)
+        else:
+            address = self._address_slow(info, key, False)
         tx = self._tx
         if tx is not None and address in tx.docs:
             raw = tx.docs[address]

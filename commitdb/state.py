@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from commitdb.codec import decode_trusted, encode, unpack
+from commitdb.codec import decode_trusted, encode, trusted_bytes_decoder, unpack
 from commitdb.commit_database import (
     EMPTY_HISTORY as _EMPTY_HISTORY,
     EntryFields,
@@ -228,12 +228,13 @@ _NOTHING = _Resolved(ABSENT, 0, True)  # shared: an absent document has nothing 
 class _AttInfo:
     """What reads need about one attachment, computed once per state."""
 
-    __slots__ = ("att", "concepts", "copy", "prefix")
+    __slots__ = ("att", "concepts", "copy", "decode", "prefix")
 
     def __init__(self, att: Attachment) -> None:
         self.att = att
         self.prefix = att.runtime_id.bytes
         self.copy = copier(att.document_type)
+        self.decode = trusted_bytes_decoder(att.document_type)
         # id(concept) -> (concept, attachment rid ‖ concept rid); the concept object is kept
         # so that its id cannot be reused while the entry exists, and compared by identity.
         self.concepts: dict[int, tuple[ConceptType, bytes]] = {}
@@ -242,6 +243,9 @@ class _AttInfo:
 _INFO_LIMIT = 1024
 _AHEAD_MAX = 256
 _LAST_SEQ = b"\xff" * 8  # after every entry of an address
+
+
+_FAST_ENTRY = b"\x97\xc4\x20"  # a plain entry: fixarray of 7, then the commit id (bin 32)
 
 
 def _entry_head(raw: bytes) -> tuple[bytes, bool]:
@@ -297,6 +301,10 @@ class CommitState:
         self._top_seq = rec.seq if rec is not None else -1
         self._ahead = 0  # the read-ahead window (see _read_ahead)
         self._ahead_next: bytes | None = None
+        # Entries read ahead, not parsed yet: address -> the stored entry that is the
+        # document at this state. `_given`: those whose first get returned their decode.
+        self._stash: dict[bytes, bytes] = {}
+        self._given: dict[bytes, bytes] = {}
         self.cache_requests = 0
         self.cache_hits = 0
 
@@ -361,7 +369,7 @@ class CommitState:
             concept = key.concept
             hit = info.concepts.get(id(concept))
             if hit is not None and hit[0] is concept:
-                return hit[1] + key.id.bytes
+                return hit[1] + key._id_bytes
         k = self._key(info.att, key)
         prefix = info.prefix + k.concept.runtime_id.bytes
         if len(info.concepts) >= _INFO_LIMIT:
@@ -378,7 +386,7 @@ class CommitState:
         if type(key) is Key:
             known = info.concepts.get(id(key.concept))
             if known is not None and known[0] is key.concept:
-                address = known[1] + key.id.bytes
+                address = known[1] + key._id_bytes
             else:
                 address = self._address(info, key)
         else:
@@ -386,7 +394,31 @@ class CommitState:
         self.cache_requests += 1
         r = self._cache.get(address)
         if r is None:
-            r = self._cache[address] = self._resolve_uncached(address, info.att, None, True)
+            raw = self._stash.pop(address, None)
+            if raw is not None:
+                # a plain entry whose ops are its single Document_Set (SNAP_IN_OPS): the
+                # document is read in place, after b"\x91\x92\x00" (see entry_fields)
+                if raw[:3] == _FAST_ENTRY:
+                    head = raw[35]
+                    if head == 0xC4:
+                        end = 37 + raw[36]
+                        snap = raw[40:end] if raw[end : end + 1] == b"\x01" else None
+                    elif head == 0xC5:
+                        end = 38 + int.from_bytes(raw[36:38], "big")
+                        snap = raw[41:end] if raw[end : end + 1] == b"\x01" else None
+                    else:
+                        snap = None
+                    if snap is not None:
+                        # first read of a document read ahead: hand out its decode, keep
+                        # the entry
+                        self._given[address] = raw
+                        return info.decode(snap, self._defs)
+                r = self._from_entry(address, raw, info.att)
+            else:
+                r = self._unstash(address, info.att)
+            if r is None:
+                r = self._resolve_uncached(address, info.att, None, True)
+            self._cache[address] = r
         else:
             self.cache_hits += 1
         value = r.fresh(info.copy)
@@ -410,7 +442,9 @@ class CommitState:
                 self.cache_requests += 1
                 r = cache.get(address)
                 if r is None:
-                    r = self._resolve_uncached(address, att, txn)
+                    r = self._unstash(address, att)
+                    if r is None:
+                        r = self._resolve_uncached(address, att, txn)
                     cache[address] = r
                 else:
                     self.cache_hits += 1
@@ -438,8 +472,42 @@ class CommitState:
         if r is not None:
             self.cache_hits += 1
             return r
-        r = self._cache[address] = self._resolve_uncached(address, att)
+        r = self._unstash(address, att)
+        if r is None:
+            r = self._resolve_uncached(address, att)
+        self._cache[address] = r
         return r
+
+    def _unstash(self, address: DocAddress, att: Attachment) -> _Resolved | None:
+        """The document from its entry read ahead, if one is stashed (None otherwise, or
+        when only the general path can tell)."""
+        if not self._stash and not self._given:
+            return None
+        raw = self._stash.pop(address, None)
+        if raw is not None:
+            return self._from_entry(address, raw, att)
+        raw = self._given.pop(address, None)
+        if raw is not None:
+            r = self._from_entry(address, raw, att)
+            if r is not None:
+                r._given = True  # its first read was handed out: keep the next decode
+            return r
+        return None
+
+    def _from_entry(self, address: DocAddress, raw: bytes, att: Attachment) -> _Resolved | None:
+        """The document from the stored entry that is its answer at this state (None for
+        an entry whose snapshot was never computed: the general path decides)."""
+        e = entry_fields(raw)
+        snap = e[2]  # as snapshot_of(e), inlined
+        if type(snap) is int:  # SNAP_IN_OPS
+            return _Resolved(
+                _PENDING, e[3], e[4], e[6], None, e[1][3:], att.document_type, self._defs
+            )
+        if type(snap) is bytes:
+            return _Resolved(_PENDING, e[3], e[4], e[6], None, snap, att.document_type, self._defs)
+        if snap is not None:  # SNAP_ABSENT
+            return _Resolved(ABSENT, e[3], e[4], e[6])
+        return None  # SNAP_UNKNOWN
 
     def _resolve_uncached(
         self,
@@ -472,20 +540,21 @@ class CommitState:
         document right after the previous window, and drops to none on a jump, when only
         the next address is noted; it also stops after a bounded number of index entries
         (documents with long histories). Only at clean commits, where the newest entry on
-        the chain is the answer. The documents are cached undecoded.
+        the chain is the answer. The entries are stashed unparsed (see :meth:`get`).
         """
         if address == self._ahead_next:
             n = self._ahead = min(max(2 * self._ahead, 8), _AHEAD_MAX)
         else:
             n = self._ahead = 0
         self._ahead_next = None
-        top = self._top_seq
+        top = _u64(self._top_seq)  # entry keys end with the big-endian seq: compared as bytes
+        commit_id = self._commit_id
         limit = 4 * n + 64 if n else 1  # index entries read at most (one: just peek)
         items = prefix_items(txn, "docs", address[:16], address + _LAST_SEQ, limit)
         cache = self._cache
-        store = self._ahead_store
+        stash = self._stash
         current: bytes | None = None  # the address being collected
-        pending: list[tuple[int, bytes]] = []  # its entries up to this state, oldest first
+        pending: list[tuple[bytes, bytes]] | None = None  # its entries up to this state
         at_top: bytes | None = None  # its entry at this state's own commit, if any
         skip = False
         count = 0
@@ -493,59 +562,51 @@ class CommitState:
             a = key[:48]
             if a != current:
                 if current is not None and not skip:
-                    store(current, at_top, pending, att, txn)
+                    if at_top is not None:
+                        stash[current] = at_top
+                    else:
+                        self._ahead_store(current, pending or [], txn)
                 count += 1
                 if count > n:
                     self._ahead_next = a
                     return
-                current, skip, at_top = a, a in cache, None
-                pending = []
+                # (a document already read and handed out may be stashed again: its next
+                # read is then a first read again, a fresh decode as well)
+                current, skip, at_top, pending = a, a in cache, None, None
             if not skip:
-                seq = int.from_bytes(key[48:], "big")
-                if seq == top and _entry_head(raw)[0] == self._commit_id:
+                seq = key[48:]
+                if (
+                    seq == top
+                    and (raw[3:35] if raw[:3] == _FAST_ENTRY else _entry_head(raw)[0]) == commit_id
+                ):
                     at_top = raw  # the newest possible entry: on the chain, the answer
                 elif seq <= top:
+                    if pending is None:
+                        pending = []  # oldest first
                     pending.append((seq, raw))
         if current is not None:
             if len(items) == limit:
                 self._ahead_next = current  # maybe unfinished: the next miss continues here
             elif not skip:
-                store(current, at_top, pending, att, txn)
+                if at_top is not None:
+                    stash[current] = at_top
+                else:
+                    self._ahead_store(current, pending or [], txn)
 
     def _ahead_store(
-        self,
-        address: DocAddress,
-        raw: bytes | None,
-        entries: list[tuple[int, bytes]],
-        att: Attachment,
-        txn: ReadTxn,
+        self, address: DocAddress, entries: list[tuple[bytes, bytes]], txn: ReadTxn
     ) -> None:
-        """Cache a document read ahead, as :meth:`_resolve_chain` would resolve it: from
-        its entry at this state's commit (`raw`) when there is one, else from the newest of
-        its older `entries` (oldest first) on the chain."""
-        if raw is None:
-            for seq, candidate in reversed(entries):  # newest first: the chain is walked less
-                found = self._on_chain(_entry_head(candidate)[0], seq, txn)
-                if found is None:  # cannot happen at a clean commit; the general path decides
-                    return
-                if found:
-                    raw = candidate
-                    break
-            else:
-                self._cache[address] = _NOTHING  # no entry on a clean chain: never existed
+        """Note a document read ahead, as :meth:`_resolve_chain` would resolve it, from the
+        newest of its `entries` (big-endian seq, stored entry; oldest first) on the chain.
+        The entry is stashed unparsed (see :meth:`get`)."""
+        for seq, candidate in reversed(entries):  # newest first: the chain is walked less
+            found = self._on_chain(_entry_head(candidate)[0], int.from_bytes(seq, "big"), txn)
+            if found is None:  # cannot happen at a clean commit; the general path decides
                 return
-        e = entry_fields(raw)
-        snap = e[2]  # as snapshot_of(e), inlined
-        if type(snap) is int:  # SNAP_IN_OPS
-            self._cache[address] = _Resolved(
-                _PENDING, e[3], e[4], e[6], None, e[1][3:], att.document_type, self._defs
-            )
-        elif type(snap) is bytes:
-            self._cache[address] = _Resolved(
-                _PENDING, e[3], e[4], e[6], None, snap, att.document_type, self._defs
-            )
-        elif snap is not None:  # SNAP_ABSENT; SNAP_UNKNOWN is left to the general path
-            self._cache[address] = _Resolved(ABSENT, e[3], e[4], e[6])
+            if found:
+                self._stash[address] = candidate
+                return
+        self._cache[address] = _NOTHING  # no entry on a clean chain: never existed
 
     def _on_chain(self, commit_id: bytes, seq: int, txn: ReadTxn) -> bool | None:
         """Whether the commit (`commit_id`, `seq`) is on this state's parent chain with only
@@ -751,11 +812,11 @@ class CommitState:
                 if kind == CommitKind.DISABLE or kind == CommitKind.ENABLE:
                     return None
                 if kind == CommitKind.MUTATIONS:
-                    # cdocs keys are the commit id and a 0, 1, 2... index: point reads
+                    # address keys are the commit id and a 0, 1, 2... index: point reads
                     # until the first missing one (cheaper than a prefix scan per commit)
                     i = 0
                     while True:
-                        address = get("cdocs", c + i.to_bytes(4, "big"))
+                        address = get("commits", c + i.to_bytes(4, "big"))
                         if address is None:
                             break
                         addresses[address] = None

@@ -36,11 +36,12 @@ class Key:
     same uuid under another concept is another document.
     """
 
-    __slots__ = ("_hash", "concept", "id")
+    __slots__ = ("_hash", "_id_bytes", "concept", "id")
 
     concept: ConceptType
     id: uuid.UUID
     _hash: int
+    _id_bytes: bytes  # id.bytes, computed once: every storage address of the key needs it
 
     def __init__(self, concept: ConceptType, id: uuid.UUID | str | None = None) -> None:
         if id is None:
@@ -50,6 +51,7 @@ class Key:
         object.__setattr__(self, "concept", concept)
         object.__setattr__(self, "id", id)
         object.__setattr__(self, "_hash", hash((concept.runtime_id, id)))
+        object.__setattr__(self, "_id_bytes", id.bytes)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Key is immutable")
@@ -63,9 +65,9 @@ class Key:
         return self._hash
 
     def __lt__(self, other: Key) -> bool:
-        return (self.concept.runtime_id.bytes, self.id.bytes) < (
+        return (self.concept.runtime_id.bytes, self._id_bytes) < (
             other.concept.runtime_id.bytes,
-            other.id.bytes,
+            other._id_bytes,
         )
 
     def __repr__(self) -> str:

@@ -82,6 +82,7 @@ Damaged files
 
 from __future__ import annotations
 
+import bisect
 import errno
 import itertools
 import os
@@ -106,6 +107,7 @@ from commitdb.storage.base import (
     check_tables,
     check_value,
     iteration_start,
+    prefix_successor,
     step_sorted,
 )
 
@@ -139,6 +141,8 @@ FORMAT_VERSION = b"1"
 """The storage format this module reads and writes."""
 
 _META_TABLE = "__commitdb__"
+_PREFIX_BLOCK = 32  # prefix_list reads blocks of pairs, doubling up to _PREFIX_BLOCK_MAX
+_PREFIX_BLOCK_MAX = 1024
 _FORMAT_KEY = b"format"
 _RESERVED = frozenset({_META_TABLE})
 
@@ -990,14 +994,28 @@ class _LmdbReadTxn(ReadTxn):
                 found = _seek(cursor, *iteration_start(prefix, start, False), False)
             if not found:
                 return out
+            # Blocks read in C; the keys past the prefix are cut off by a binary search (the
+            # keys are sorted, from one >= prefix: those after the prefix's range are the
+            # ones >= its successor).
             pairs: Iterator[tuple[bytes, bytes]] = cursor.iternext()
-            if limit is not None:
-                pairs = itertools.islice(pairs, limit)
-            append = out.append
-            for item in pairs:
-                if not item[0].startswith(prefix):
+            end = prefix_successor(prefix)
+            bound = (end,) if end is not None else None  # sorts before (end, any value)
+            left = limit
+            size = _PREFIX_BLOCK
+            while True:
+                n = size if left is None else min(size, left)
+                block = list(itertools.islice(pairs, n))
+                if bound is not None and block and block[-1] >= bound:
+                    out += block[: bisect.bisect_left(block, bound)]
                     break
-                append(item)
+                out += block
+                if len(block) < n:
+                    break
+                if left is not None:
+                    left -= n
+                    if not left:
+                        break
+                size = min(2 * size, _PREFIX_BLOCK_MAX)
         except lmdb.Error as exc:
             raise self._failed(exc) from exc
         return out

@@ -13,7 +13,16 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from commitdb.codec import decode, decode_type, encode, encode_type, pack, unpack
+from commitdb.codec import (
+    decode,
+    decode_trusted,
+    decode_type,
+    encode,
+    encode_type,
+    pack,
+    trusted_bytes_decoder,
+    unpack,
+)
 from commitdb.definitions import Definitions
 from commitdb.errors import DecodeError, ValidationError
 from commitdb.ids import BlobId, CommitId
@@ -558,6 +567,20 @@ def test_property_round_trip(tv: TypeAndValue) -> None:
     assert same_value(back, normalized)
     assert encode(back, t) == data  # re-encoding the decoded value gives identical bytes
     assert same_value(t.check(back), back)
+
+
+@PROPERTY
+@given(types_and_values())
+def test_property_trusted_decoders_equal_decode(tv: TypeAndValue) -> None:
+    t = tv.type
+    data = encode(t.check(tv.value), t)
+    checked = decode(data, t, tv.definitions)
+    trusted = decode_trusted(data, t, tv.definitions)
+    assert same_value(trusted, checked)
+    assert encode(trusted, t) == data
+    by_type = trusted_bytes_decoder(t)(data, tv.definitions)
+    assert same_value(by_type, checked)
+    assert encode(by_type, t) == data
 
 
 @PROPERTY

@@ -19,6 +19,7 @@ from commitdb.definitions import Definitions
 from commitdb.errors import (
     CommitDBError,
     CommitError,
+    CorruptDatabaseError,
     DatabaseClosedError,
     DecodeError,
     MissingBlobError,
@@ -28,6 +29,7 @@ from commitdb.errors import (
 )
 from commitdb.ids import BlobId, CommitId, blob_id_for
 from commitdb.mutable_state import CommitMutableState
+from commitdb.storage import LmdbStorage
 from tests.commitdb.builders import Graph, Schema, build, disable, enable, merge, open_db
 
 
@@ -790,3 +792,35 @@ def test_create_commit_datas_stores_a_batch_in_one_transaction(tmp_path: Any) ->
     with pytest.raises(UnknownCommitError):
         partial.create_commit_datas(datas[1:])  # the first parent is missing
     assert partial.commit_count() == 0
+
+
+def test_a_database_of_another_layout_is_refused_by_name(tmp_path: FsPath, s: Schema) -> None:
+    path = tmp_path / "old"
+    CommitDatabase.create(path, s.defs, durable=False).close()
+    with LmdbStorage.open(str(path), ("meta",)) as storage, storage.write() as txn:
+        txn.put("meta", b"format", b"commitdb-commit/1")
+    with pytest.raises(CorruptDatabaseError, match="another layout.*commitdb-commit/1"):
+        CommitDatabase.open(path)
+
+
+def test_counts_heads_children_and_order_on_a_branching_history(
+    db: CommitDatabase, s: Schema
+) -> None:
+    """The creation order, heads, children and count kept in ``meta`` (sequence keys and
+    child links by sequence) on a history with two branches and a merge."""
+    n = s.doc(s.nums)
+    g = build(db, {"r": (None, n.set({0})), "a": ("r", n.union({1})), "b": ("r", n.union({2}))})
+    root, left, right = g["r"], g["a"], g["b"]
+    assert db.head_commit_ids() == {left, right}
+    assert db.children_commit_ids(root) == {left, right}
+    assert db.children_commit_ids(left) == set()
+    merged = db.merge_commit("merge", left, right)
+    assert db.head_commit_ids() == {merged}
+    assert db.children_commit_ids(left) == {merged}
+    assert db.nephew_commit_ids(right) == {merged}
+    assert db.commit_count() == 4
+    assert db.commit_ids_in_order() == [root, left, right, merged]
+    assert db.first_commit_id() == root
+    assert [c for _, c in db.commits_since(2)] == [right, merged]
+    assert db.commit_ids() == {root, left, right, merged}
+    assert db.commit_data(left).program

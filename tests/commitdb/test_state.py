@@ -513,6 +513,40 @@ def test_mutable_state_writes_do_not_leak_into_the_base_state(
     assert base.get(s.rec, s.k1) == s.rec_value(tags={1})
 
 
+def test_reads_in_key_order_are_served_ahead_and_stay_private(
+    db: CommitDatabase, s: Schema
+) -> None:
+    # enough documents, read in index order, for the read-ahead windows to grow
+    keys = [Key(s.k1.concept, uuid.UUID(int=i + 1)) for i in range(300)]
+    ms = CommitMutableState(db.initial_state())
+    for i, k in enumerate(keys):
+        ms.set(s.rec, k, s.rec_value(name=f"n{i}", tags={i}))
+    head = db.commit_mutations("bulk", ms)
+    st = CommitState(db, head)
+    firsts = [st.get(s.rec, k) for k in keys]
+    assert [d.name for d in firsts] == [f"n{i}" for i in range(300)]
+    for d in firsts:
+        d.tags.add(-1)  # the caller owns what get returned
+    assert st.has(s.rec, keys[299]) and not st.has(s.rec, Key(s.k1.concept, uuid.UUID(int=999)))
+    again = [st.get(s.rec, k) for k in keys]
+    assert [d.tags for d in again] == [{i} for i in range(300)]
+    again[0].name = "changed"
+    assert st.get(s.rec, keys[0]).name == "n0"
+    assert st.keys(s.rec) == set(keys)
+    # a state read ahead is a base for the next commit like any other
+    st2 = CommitState(db, head)
+    assert [st2.get(s.rec, k).name for k in keys[:20]] == [f"n{i}" for i in range(20)]
+    ms2 = CommitMutableState(st2)
+    ms2.union_in_set(s.rec, keys[10], ".tags", {7})
+    ms2.update(s.rec, keys[15], ".name", "x")  # read ahead, never read
+    nxt = db.commit_mutations("next", ms2)
+    after = CommitState(db, nxt)
+    assert after.get(s.rec, keys[10]).tags == {10, 7}
+    assert after.get(s.rec, keys[15]).name == "x"
+    assert after.get(s.rec, keys[16]).name == "n16"
+    assert [after.get(s.rec, k).name for k in keys][20:] == [f"n{i}" for i in range(20, 300)]
+
+
 def test_cache_counters_and_preload(db: CommitDatabase, s: Schema) -> None:
     g = build(
         db,
