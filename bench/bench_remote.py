@@ -26,10 +26,12 @@ load average (other engineers run tests on the same machine: record it).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +85,11 @@ class Server:
         self.url = found.group(1)
         self._drain = threading.Thread(target=self.proc.stderr.read, daemon=True)
         self._drain.start()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -269,7 +276,12 @@ def test_r3_connect(benchmark: BenchmarkFixture, durable_server: Server) -> None
     def run() -> None:
         CommitDatabaseRemote.connect(srv.url, "main").close()
 
-    benchmark.pedantic(run, rounds=200, iterations=1, warmup_rounds=5)
+    rounds = 200
+    client, server = time.process_time(), srv.cpu_seconds()
+    benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=5)
+    # CPU per connect (the wall figures are noisy on a shared machine)
+    benchmark.extra_info["client_cpu_ms"] = (time.process_time() - client) / (rounds + 5) * 1e3
+    benchmark.extra_info["server_cpu_ms"] = (srv.cpu_seconds() - server) / (rounds + 5) * 1e3
     report(
         benchmark,
         figure="connect + close, ms",

@@ -9,6 +9,7 @@
     commitdb reduce-heads PATH
     commitdb flatten PATH COMMIT TARGET_PATH
     commitdb sync LOCAL TARGET [--mode fetch|push|sync] [--loop [--interval S]] [--max-rounds N]
+                               [--token T] [--ca CA.pem] [--cert CERT.pem] [--key KEY.pem]
 
 A COMMIT is a hexadecimal id or a unique prefix of one, ``head`` (the only head) or ``last``
 (the most recent commit). Errors (a missing path, an unknown commit, a bad URL, a definitions
@@ -546,6 +547,21 @@ _LOST = (ConnectionError, OSError, TimeoutError, RPCError)
     help="megabytes of blob data per transfer",
 )
 @click.option("--token", help="credentials for a server started with --token")
+@click.option(
+    "--ca",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CA certificate (PEM) to trust for a tls:// TARGET (default: the system store)",
+)
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="client certificate (PEM), for a server started with --client-ca",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="the client certificate's private key (PEM; default: in --cert)",
+)
 def sync_command(
     local: Path,
     target: str,
@@ -555,6 +571,9 @@ def sync_command(
     max_rounds: int | None,
     pack_size: float,
     token: str | None,
+    ca: str | None,
+    cert: str | None,
+    key: str | None,
 ) -> None:
     """Synchronize the commit database LOCAL with TARGET.
 
@@ -565,10 +584,17 @@ def sync_command(
     With --loop, a round that fails (a lost connection, a refused write) is reported and
     the next round tries again, reconnecting if needed; the exit status is 1 if the last
     round failed. A definitions conflict always stops at once.
+
+    A TLS TARGET (tls://, unix+tls://) is verified with --ca (or the system store); --cert
+    and --key present a client certificate to a server that requires one.
     """
     from commitdb.sync import CommitSynchronizer
 
     remote = _split_target(target)
+    if key is not None and cert is None:
+        raise _fail("--key needs --cert")
+    if (ca or cert) and (remote is None or not _is_tls(remote[0])):
+        raise _fail("--ca, --cert and --key apply to a tls:// or unix+tls:// TARGET only")
     if remote is None and Path(target).resolve() == local.resolve():
         raise _fail("LOCAL and TARGET are the same database")
     loop = loop or max_rounds is not None
@@ -578,7 +604,7 @@ def sync_command(
             other: Any = stack.enter_context(_open_commit_db(Path(target), readonly=False))
             connect: Callable[[contextlib.ExitStack], Any] | None = None
         else:
-            connect = _connector(remote[0], remote[1], token)
+            connect = _connector(remote[0], remote[1], token, (ca, cert, key))
             other = None
         progress = _Progress()
         stop = stack.enter_context(_StopFlag()) if loop else None
@@ -646,8 +672,28 @@ def _close_quietly(session: contextlib.ExitStack) -> None:
         click.echo(f"note: closing the connection: {_describe(exc)}", err=True)
 
 
-def _connector(url: str, name: str, token: str | None) -> Callable[[contextlib.ExitStack], Any]:
-    """Opens the remote database in a session stack (raises _CannotOpen)."""
+def _is_tls(url: str) -> bool:
+    from rpc.transports import parse_endpoint
+
+    return parse_endpoint(url).tls
+
+
+def _connector(
+    url: str,
+    name: str,
+    token: str | None,
+    tls: tuple[str | None, str | None, str | None] = (None, None, None),
+) -> Callable[[contextlib.ExitStack], Any]:
+    """Opens the remote database in a session stack (raises _CannotOpen); `tls` is the
+    (CA, client certificate, key) files of a TLS URL."""
+    ssl_context = None
+    if _is_tls(url):
+        from rpc.transports import client_ssl_context
+
+        try:
+            ssl_context = client_ssl_context(*tls)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise _fail(f"cannot load the TLS files: {_describe(exc)}") from None
 
     def connect(session: contextlib.ExitStack) -> Any:
         from rpc.db_remote import CommitDatabaseRemote
@@ -655,6 +701,8 @@ def _connector(url: str, name: str, token: str | None) -> Callable[[contextlib.E
         kwargs: dict[str, Any] = {"connect_timeout": 10.0}
         if token is not None:
             kwargs["credentials"] = token
+        if ssl_context is not None:
+            kwargs["ssl_context"] = ssl_context
         try:
             return session.enter_context(CommitDatabaseRemote.connect(url, name, **kwargs))
         except _LOST as exc:

@@ -38,6 +38,7 @@ Live notifications
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
 import os
@@ -244,6 +245,20 @@ class _Executor:
         with anyio.CancelScope(shield=True):
             return await fut
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        """Queue ``fn(*args)`` for a worker thread; its concurrent future is returned to the
+        connection, which answers from it (no task per request, one hop back to the loop).
+
+        The future is marked running at once: a peer's cancel answers the call at once but
+        the work is never abandoned (as with :meth:`run`).
+        """
+        if len(self._threads) < self._size:
+            self._start()
+        cf: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        cf.set_running_or_notify_cancel()
+        self._queue.put((None, cf, fn, args))
+        return cf
+
     def _work(self) -> None:
         while True:
             item = self._queue.get()
@@ -254,6 +269,12 @@ class _Executor:
                 result, error = fn(*args), None
             except BaseException as exc:  # handed to the waiting task
                 result, error = None, exc
+            if loop is None:  # submit(): the connection waits on the concurrent future
+                if error is not None:
+                    fut.set_exception(error)
+                else:
+                    fut.set_result(result)
+                continue
             try:
                 loop.call_soon_threadsafe(_settle, fut, result, error)
             except RuntimeError:  # the loop is closed: nobody waits any more
@@ -568,7 +589,15 @@ class DatabaseServer:
         self.accepted += 1
         conn.handler = _DatabaseHandler(self, conn, peer)
         log.info("%s: client %r connected from %s", conn.name, hello.fields.get("client"), peer)
-        return {"server": self.name, "databases": [s.describe() for s in self.served.values()]}
+        welcome: dict[str, Any] = {
+            "server": self.name,
+            "databases": [s.describe() for s in self.served.values()],
+        }
+        wanted = hello.fields.get("open")
+        opened = self.served.get(wanted) if type(wanted) is str else None
+        if opened is not None and opened.kind == "commit":  # what its "open" call answers
+            welcome["definitions"] = list(_encoded_definitions(opened.handles.loop))
+        return welcome
 
     def connection_closed(self, conn: Connection) -> None:
         """Roll back the session's transactions and drop its subscriptions.
@@ -717,10 +746,21 @@ class _DatabaseHandler:
         log.debug("%s: ignored notification %s.%s", conn.name, notify.target, notify.method)
 
     # -- execution ------------------------------------------------------------------------
-    async def _read(self, s: ServedDatabase, fn: Callable[[Any, list[Any]], Any], args: Any) -> Any:
-        return await self.server.readers.run(_borrowed, s.handles, fn, args)
+    # On asyncio a read or a write is handed to a worker thread and answered from its
+    # concurrent future (see Connection: no task, no cancel scopes, one hop back); on another
+    # event loop it runs in a task.
+    def _read(self, s: ServedDatabase, fn: Callable[[Any, list[Any]], Any], args: Any) -> Any:
+        if _asyncio_loop() is None:
+            return self.server.readers.run(_borrowed, s.handles, fn, args)
+        return self.server.readers.submit(_borrowed, s.handles, fn, args)
 
-    async def _write(
+    def _write(self, s: ServedDatabase, fn: Callable[[Any, list[Any]], Any], args: Any) -> Any:
+        loop = _asyncio_loop()
+        if loop is None:
+            return self._write_in_task(s, fn, args)
+        return self.server.writers.submit(_announced_write, loop, s, fn, args)
+
+    async def _write_in_task(
         self, s: ServedDatabase, fn: Callable[[Any, list[Any]], Any], args: Any
     ) -> Any:
         try:
@@ -893,6 +933,31 @@ def _borrowed(handles: _Handles, fn: Callable[[Any, list[Any]], Any], args: Any)
         return _guard(fn, db, args)
 
 
+def _announced_write(
+    loop: asyncio.AbstractEventLoop,
+    s: ServedDatabase,
+    fn: Callable[[Any, list[Any]], Any],
+    args: Any,
+) -> Any:
+    """A write in a worker thread; the subscribers are woken (on the loop) before the answer
+    goes out, as the callbacks of the loop run in order."""
+    try:
+        return _borrowed(s.handles, fn, args)
+    finally:
+        try:
+            loop.call_soon_threadsafe(s.refresh_head)  # announce at once
+        except RuntimeError:  # the loop is closed: nobody to announce to
+            pass
+
+
+def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop (None on another event loop)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class _MergeStates:
     """A handle plus the server's small cache of virtual merge states (for state reads)."""
 
@@ -1049,12 +1114,26 @@ def _structural(kind: str) -> Callable[[Any, list[Any]], Any]:
     return run
 
 
+_ENCODED_DEFS: dict[str, bytes] = {}  # digest -> encoded definitions (a few, per process)
+
+
+def _encoded_definitions(db: Any) -> tuple[str, bytes]:
+    """The digest and the encoded definitions, encoded once per digest (every client's open
+    asks for them; encoding is most of the server's work of a connect)."""
+    digest = str(db.definitions_hexdigest())
+    raw = _ENCODED_DEFS.get(digest)
+    if raw is None:
+        raw = encode_definitions(db.definitions())
+        if db.definitions_hexdigest() == digest:  # not extended meanwhile (a writer thread)
+            if len(_ENCODED_DEFS) >= 16:
+                _ENCODED_DEFS.clear()
+            _ENCODED_DEFS[digest] = raw
+    return digest, raw
+
+
 _COMMON: dict[str, tuple[Callable[[Any, list[Any]], Any], int]] = {
-    "open": (
-        lambda db, a: [db.definitions_hexdigest(), encode_definitions(db.definitions())],
-        _INLINE,
-    ),
-    "definitions": (lambda db, a: encode_definitions(db.definitions()), _INLINE),
+    "open": (lambda db, a: list(_encoded_definitions(db)), _INLINE),
+    "definitions": (lambda db, a: _encoded_definitions(db)[1], _INLINE),
     "definitions_hexdigest": (lambda db, a: db.definitions_hexdigest(), _INLINE),
     "extend_definitions": (
         lambda db, a: _extend_info_wire(db.extend_definitions(decode_definitions(a[0]))),

@@ -206,7 +206,9 @@ class RPCServer:
                     standard_compatible=False,
                 )
         except (TimeoutError, ssl.SSLError, OSError, *_BROKEN) as exc:
-            log.info("TLS handshake failed: %r", exc)
+            # a client's mistake (no or untrusted certificate, plain TCP on a TLS port), not
+            # the server's: one line, no traceback
+            log.warning("TLS handshake with %s failed: %s", _peer(stream), _tls_reason(exc))
             return None
 
     async def _handshake(
@@ -273,3 +275,25 @@ class RPCServer:
         if self._stack is not None:
             stack, self._stack = self._stack, None
             await stack.aclose()
+
+
+def _peer(stream: anyio.abc.ByteStream) -> str:
+    """``host:port`` of the client (or "a local socket")."""
+    address = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address) if address else "a local socket"
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """Why a TLS handshake failed, in words."""
+    if isinstance(exc, TimeoutError):
+        return "no handshake within the handshake timeout"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate refused ({exc.verify_message or exc.reason})"
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or str(exc)).replace("_", " ").lower()
+        if exc.reason == "WRONG_VERSION_NUMBER" or exc.reason == "HTTP_REQUEST":
+            reason += " (not a TLS client?)"
+        return reason
+    return str(exc) or type(exc).__name__

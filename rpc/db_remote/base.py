@@ -102,7 +102,7 @@ async def _open_async(
 ) -> AsyncIterator[Connection]:
     conn, welcome = await open_connection(
         url,
-        hello_fields(credentials),
+        hello_fields(credentials, name if kind == "commit" else None),
         handler=handler,
         ssl_context=ssl_context,
         server_hostname=server_hostname,
@@ -111,6 +111,7 @@ async def _open_async(
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(conn)
         _served(welcome, name, kind)
+        conn.state["welcome"] = welcome
         yield conn
 
 
@@ -192,8 +193,13 @@ class _AsyncBase:
         return self._defs if self._defs is not None else await self._fresh_defs()
 
     async def _load_defs(self) -> None:
-        """The definitions and their digest in one round trip (when the remote opens)."""
-        digest, raw = await self._call("open")
+        """The definitions and their digest when the remote opens: from the welcome (a
+        commit database on a server that sends them there), else in one round trip."""
+        sent = self.connection.state.pop("welcome", {}).get("definitions")
+        if type(sent) is list and len(sent) == 2 and type(sent[1]) is bytes:
+            digest, raw = sent
+        else:
+            digest, raw = await self._call("open")
         self._defs = _Defs(_decoded(raw), str(digest))
 
     async def _attachment(self, attachment: Attachment | str) -> Attachment:

@@ -1,29 +1,26 @@
-"""The plumbing of the blocking remotes: a portal thread running the async remote, the base
-of the blocking databases (metadata, definitions, blobs) and the blocking blob stream.
+"""The plumbing of the blocking remotes: the async remote running on the process's shared
+event loop thread (:func:`rpc.blocking.shared_loop`, the mechanism of every blocking facade),
+the base of the blocking databases (metadata, definitions, blobs) and the blocking blob stream.
 
-A blocking method runs its async twin on the portal's event loop (one hop there and back)
-and returns what it returns; the only work done here without a hop is reading what
+A blocking method runs its async twin on that event loop (one hop there and back) and
+returns what it returns; the only work done here without a hop is reading what
 the async remote holds already (cached states and documents, the served name).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ssl
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
-
-from anyio.from_thread import BlockingPortal
 
 from commitdb.blobs import BlobInfo, BlobLayout, BlobStatistics
 from commitdb.definitions import Definitions, ExtendInfo
 from commitdb.errors import DatabaseClosedError
 from commitdb.ids import BlobId
+from rpc.blocking import LoopThread, shared_loop
 from rpc.db_remote.base import AsyncRemoteBlobStream, _AsyncBase, list_databases
 from rpc.db_remote.wire import ServedDatabaseInfo
 from rpc.errors import ConnectionClosedError
@@ -36,90 +33,14 @@ __all__ = ("RemoteBlobStream",)
 T = TypeVar("T")
 A = TypeVar("A", bound=_AsyncBase)
 
-_ALIVE_CHECK = 1.0  # seconds between two checks that the loop of a waited-for call still runs
-
-
-class _PortalThread:
-    """An event loop in a daemon thread, driven through an anyio blocking portal.
-
-    A daemon thread (unlike ``anyio.from_thread.start_blocking_portal``'s): a remote the
-    program forgot to close does not keep the interpreter from exiting. The portal runs the
-    context managers (connection, subscriptions); :meth:`call` is the per-call hop.
-    """
-
-    def __init__(self, name: str) -> None:
-        started: Future[tuple[BlockingPortal, asyncio.AbstractEventLoop]] = Future()
-
-        async def main() -> None:
-            async with BlockingPortal() as portal:
-                started.set_result((portal, asyncio.get_running_loop()))
-                await portal.sleep_until_stopped()
-
-        def run() -> None:
-            # a plain asyncio loop (anyio runs on it): starts and stops in half the time of
-            # anyio.run, which is most of what connect() adds to the round trips
-            loop = asyncio.new_event_loop()
-            try:
-                loop.run_until_complete(main())
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            except BaseException as exc:  # reported to the thread that started the loop
-                if not started.done():
-                    started.set_exception(exc)
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name=name, daemon=True)
-        self._thread.start()
-        self.portal, self.loop = started.result()
-
-    def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``await fn(*args)`` on the event loop, from another thread.
-
-        The same as ``BlockingPortal.call`` without its task-group bookkeeping: the
-        coroutine runs as a task of the loop, and its result or exception comes back (a
-        third of the cost per call; the remotes' calls are short and end with the
-        connection, so the portal need not track them).
-        """
-
-        async def run() -> T:
-            return await fn(*args)
-
-        coro = run()
-        try:
-            future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        except RuntimeError:  # the loop is closed
-            coro.close()
-            raise
-        while True:
-            try:
-                return future.result(_ALIVE_CHECK)
-            except TimeoutError:
-                if future.done():  # raised by the coroutine itself
-                    raise
-                if not self._thread.is_alive():  # stopped before running it (a close race)
-                    raise RuntimeError("the event loop stopped") from None
-
-    def stop(self) -> None:
-        """Stop the event loop (once the tasks running on it end) and join the thread."""
-        if self._thread is threading.current_thread():
-            return
-        with contextlib.suppress(RuntimeError):  # stopped already
-            self.portal.call(self.portal.stop)
-        self._thread.join()
-
 
 def _start(
-    name: str, factory: Callable[[], AbstractAsyncContextManager[T]]
-) -> tuple[_PortalThread, AbstractContextManager[T], T]:
-    """A portal thread with the async context manager `factory()` entered on it."""
-    thread = _PortalThread(name)
-    try:
-        cm = thread.portal.wrap_async_context_manager(factory())
-        value = cm.__enter__()
-    except BaseException:
-        thread.stop()
-        raise
-    return thread, cm, value
+    factory: Callable[[], AbstractAsyncContextManager[T]],
+) -> tuple[LoopThread, AbstractContextManager[T], T]:
+    """The shared loop thread, with the async context manager `factory()` entered on it."""
+    loop = shared_loop()
+    cm, value = loop.enter(factory())
+    return loop, cm, value
 
 
 class _Facade(Generic[A]):
@@ -129,7 +50,7 @@ class _Facade(Generic[A]):
 
     def __init__(
         self,
-        thread: _PortalThread,
+        thread: LoopThread,
         cm: AbstractContextManager[A],
         remote: A,
         url: str,
@@ -189,7 +110,6 @@ class _Facade(Generic[A]):
             HandshakeError: The server refused the connection (credentials...).
         """
         thread, cm, remote = _start(
-            f"commitdb-{name}",
             lambda: cls._open(
                 url, name, credentials, ssl_context, server_hostname, timeout, connect_timeout
             ),
@@ -217,28 +137,24 @@ class _Facade(Generic[A]):
         Returns:
             One info per served database.
         """
-        thread = _PortalThread("commitdb-databases")
-        try:
 
-            async def run() -> list[ServedDatabaseInfo]:
-                return await list_databases(
-                    url,
-                    credentials=credentials,
-                    ssl_context=ssl_context,
-                    server_hostname=server_hostname,
-                    timeout=timeout,
-                )
+        async def run() -> list[ServedDatabaseInfo]:
+            return await list_databases(
+                url,
+                credentials=credentials,
+                ssl_context=ssl_context,
+                server_hostname=server_hostname,
+                timeout=timeout,
+            )
 
-            return thread.portal.call(run)
-        finally:
-            thread.stop()
+        return shared_loop().call(run)
 
     def __repr__(self) -> str:
         closed = " (closed)" if self.is_closed() else ""
         return f"<{type(self).__name__} {self.url}#{self.name}{closed}>"
 
     def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``await fn(*args)`` on the portal's event loop."""
+        """``await fn(*args)`` on the event loop thread."""
         if self._closed:
             raise DatabaseClosedError(f"{self.name}: the database is closed")
         try:
@@ -265,8 +181,9 @@ class _Facade(Generic[A]):
             self._cm.__exit__(None, None, None)
         except (ConnectionClosedError, OSError):
             pass  # the connection was lost already
-        finally:
-            self._thread.stop()
+        except RuntimeError:
+            if self._thread.is_alive():
+                raise  # otherwise: the loop was stopped (interpreter exit), the connection with it
 
     def is_closed(self) -> bool:
         """True once closed (or once the connection was lost)."""

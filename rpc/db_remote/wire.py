@@ -275,11 +275,15 @@ def _ref(attachment: object) -> str:
     return attachment.identifier if isinstance(attachment, Attachment) else str(attachment)
 
 
-def hello_fields(credentials: Any) -> dict[str, Any]:
-    """The hello a remote database client sends."""
+def hello_fields(credentials: Any, commit_database: str | None = None) -> dict[str, Any]:
+    """The hello a remote database client sends; with `commit_database`, the welcome of a
+    server that knows the ``open`` field carries that database's definitions (the round
+    trip of the ``open`` call saved)."""
     hello: dict[str, Any] = {"client": "commitdb-python"}
     if credentials is not None:
         hello["credentials"] = credentials
+    if commit_database is not None:
+        hello["open"] = commit_database
     return hello
 
 

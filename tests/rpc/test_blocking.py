@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from commitdb import CommitDatabase, CommitStore
 from commitdb.definitions import Definitions
 from commitdb.errors import NotFoundError, ValidationError
 from commitdb.mutable_state import CommitMutableState
-from rpc.blocking import Blocking, BlockingServiceRemote, blocking_context
+from rpc.blocking import Blocking, BlockingServiceRemote, LoopThread, blocking_context, shared_loop
 from rpc.errors import AuthenticationError, CallTimeoutError, RemoteError
 from rpc.service_remote import RemoteFunctionPool, ServiceRemote
 from rpc.transports import UVLOOP_ENV, loop_options
@@ -140,3 +141,56 @@ def test_the_portal_runs_on_uvloop_when_installed(monkeypatch: pytest.MonkeyPatc
     assert loop_options() == {}
     with blocking_context(loop_name) as name:
         assert name.startswith("asyncio")
+
+
+def test_one_loop_thread_runs_every_blocking_facade() -> None:
+    loop = shared_loop()
+    assert shared_loop() is loop and loop.thread.daemon and loop.is_alive()
+    steps: list[str] = []
+
+    @asynccontextmanager
+    async def resource() -> AsyncIterator[str]:
+        steps.append(f"enter on {threading.current_thread().name}")
+        try:
+            yield "value"
+        finally:
+            steps.append("exit")
+
+    async def thread_name() -> str:
+        return threading.current_thread().name
+
+    held, value = loop.enter(resource())
+    assert value == "value" and steps == [f"enter on {loop.thread.name}"]
+    assert loop.call(thread_name) == loop.thread.name
+    held.__exit__(None, None, None)
+    assert steps[-1] == "exit"
+    with blocking_context(resource) as facade:  # the service remotes' facade, same thread
+        assert isinstance(facade, Blocking) and facade.upper() == "VALUE"
+
+    @asynccontextmanager
+    async def refused() -> AsyncIterator[None]:
+        raise AuthenticationError("no")
+        yield
+
+    with pytest.raises(AuthenticationError):
+        loop.enter(refused())
+    with pytest.raises(RuntimeError, match="exited already"):
+        held.__exit__(None, None, None)
+
+
+def test_a_loop_thread_stops_cleanly() -> None:
+    own = LoopThread("test-loop", {})
+    cancelled = threading.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            cancelled.set()
+
+    assert type(own.loop).__module__.startswith("asyncio")
+    own.loop.call_soon_threadsafe(own.loop.create_task, forever())
+    own.stop(timeout=10)
+    assert not own.is_alive() and cancelled.is_set()  # what still ran was cancelled
+    with pytest.raises(RuntimeError):
+        own.call(asyncio.sleep, 0)

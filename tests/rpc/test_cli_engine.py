@@ -443,6 +443,35 @@ def test_sync_against_a_served_database(tmp_path: Path, dsm: Path, s: Schema) ->
     assert_in_sync(tmp_path / "clone", far)
 
 
+def test_sync_against_a_tls_server_with_client_certificates(
+    tmp_path: Path, dsm: Path, s: Schema
+) -> None:
+    from tests.rpc.test_db_remote import start_db_server
+    from tests.rpc.tls import make_pki
+
+    local, far = two_sides(tmp_path, dsm, s)
+    pki = make_pki(tmp_path)
+    server = start_db_server(
+        [f"far={far}"],
+        *("--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)),
+        *("--client-ca", str(pki.ca)),
+        listen=("tls://127.0.0.1:0",),
+    )
+    try:
+        target = f"{server.urls[0]}#far"
+        assert "certificate" in fails("sync", local, target, "--ca", pki.ca)  # none presented
+        server.wait_for_line(r"WARNING rpc\.server: TLS handshake with 127\.0\.0\.1:\d+ failed")
+        assert "certificate" in fails("sync", local, target)  # the system store: untrusted
+        tls = ("--ca", pki.ca, "--cert", pki.client_cert, "--key", pki.client_key)
+        out = ok("sync", local, target, *tls)
+        assert out.startswith("fetch: 1 commit (") and "; push: 3 commits (" in out
+        assert "--key needs --cert" in fails("sync", local, target, "--key", pki.client_key)
+        assert "tls:// or unix+tls://" in fails("sync", local, far, "--ca", pki.ca)
+    finally:
+        server.stop()
+    assert_in_sync(local, far)
+
+
 def test_sync_loop_stops_after_max_rounds(tmp_path: Path, dsm: Path, s: Schema) -> None:
     local, far = two_sides(tmp_path, dsm, s)
     out = ok("sync", local, far, "--loop", "--interval", "0.05", "--max-rounds", "3").splitlines()

@@ -230,3 +230,32 @@ def test_the_walkthrough_runs(
     seqs_and_labels = [(seq, label) for seq, _, label in (x.split(maxsplit=2) for x in watched[1:])]
     assert seqs_and_labels == [("2", "restock"), ("3", "stop watching")]
     run_block(blocks["callback.py"], server.url)
+
+
+def test_failed_tls_handshakes_are_one_warning_line(
+    db_server: Callable[..., DbServerProcess], dbs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from rpc.transports import client_ssl_context
+    from tests.rpc.tls import make_pki
+
+    main_path, _ = dbs
+    pki = make_pki(tmp_path)
+    server = db_server(
+        [f"main={main_path}"],
+        *("--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)),
+        *("--client-ca", str(pki.ca)),
+        listen=("tls://127.0.0.1:0",),
+    )
+    url = server.urls[0]
+    no_certificate = client_ssl_context(str(pki.ca))
+    with pytest.raises(Exception, match="TLS refusal"):
+        CommitDatabaseRemote.connect(url, "main", ssl_context=no_certificate)
+    line = server.wait_for_line(r"TLS handshake with 127\.0\.0\.1:\d+ failed")
+    assert "WARNING rpc.server:" in line and "certificate" in line
+    with pytest.raises(Exception, match="closed the connection"):  # plain TCP on a TLS port
+        CommitDatabaseRemote.connect(url.replace("tls://", "tcp://"), "main")
+    start = server.lines.index(line) + 1
+    line = server.wait_for_line(r"TLS handshake with 127\.0\.0\.1:\d+ failed", start)
+    assert "WARNING rpc.server:" in line and "not a TLS client?" in line
+    assert server.stop() == 0
+    assert not [x for x in server.lines if "ERROR" in x or "Traceback" in x]

@@ -426,6 +426,8 @@ def test_sigterm_lets_a_commit_in_progress_finish(
         holder.stdin.flush()
         t.join(WAIT)
         (head,) = outcome
+        # it stops by itself (a second SIGTERM once its handler is gone would kill it)
+        assert server.proc.wait(timeout=WAIT) == 0
         assert server.stop() == 0
     finally:
         holder.kill()

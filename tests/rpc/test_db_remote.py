@@ -700,17 +700,19 @@ def test_blobs_larger_than_a_frame(
 # The blocking facade over the async remotes
 
 
-def test_the_blocking_remote_runs_on_a_portal_thread_that_close_stops(
+def test_the_blocking_remotes_share_one_daemon_loop_thread(
     served: DbServerProcess, s: Schema
 ) -> None:
-    before = set(threading.enumerate())
     db = CommitDatabaseRemote.connect(served.url, "main")
     received: list[Any] = []
     arrived = threading.Event()
     sub = db.subscribe(lambda event: (received.append(event), arrived.set()))
     try:
-        (portal,) = [t for t in threading.enumerate() if t.name == "commitdb-main"]
-        assert portal not in before and portal.daemon and portal.is_alive()
+        (loop,) = [t for t in threading.enumerate() if t.name == "commitdb-loop"]
+        assert loop.daemon and loop.is_alive()
+        with CommitDatabaseRemote.connect(served.url, "main") as other:
+            assert other._thread is db._thread and db._thread.thread is loop
+            assert other.commit_count() == 0
         head = commit_counter(db, s, None, 1)
         st = db.state(head)
         assert db.state(head) is st  # one blocking state per cached async state
@@ -718,7 +720,9 @@ def test_the_blocking_remote_runs_on_a_portal_thread_that_close_stops(
         assert arrived.wait(WAIT)
     finally:
         db.close()
-    assert not portal.is_alive()
+    assert loop.is_alive() and db.is_closed()  # the loop is shared: it outlives the remote
+    with pytest.raises(RuntimeError, match="its own event loop thread"):
+        db._thread.call(db._thread.call, lambda: None)  # would wait for itself
     sub.close()  # ended by the database's close: nothing to raise
     assert [e.commit_id for e in received] == [head]
     with pytest.raises(DatabaseClosedError):
