@@ -1601,13 +1601,16 @@ _STRICT_LAYOUT: dict[int, tuple[Type, bool]] = {}
 def _strict_layout(t: Type, seen: set[uuid.UUID]) -> bool:
     """True if every wire form the checking decoder accepts for `t` re-encodes to itself.
 
-    Sets, maps, xarrays, variants and ``any`` are excluded (their decoders accept other orders
-    or forms); the other decoders accept exactly one wire form per value.
+    Sets, maps, xarrays, variants, ``any`` and optionals of types that may be nil are excluded
+    (their decoders accept other orders or forms); the other decoders accept exactly one wire
+    form per value.
     """
     if isinstance(t, SetType | MapType | XArrayType | VariantType | AnyType):
         return False
     if isinstance(t, KeyType):  # 32 bytes, whatever the target
         return True
+    if isinstance(t, OptionalType) and _may_be_nil(t.element):
+        return False  # ``[]`` and ``[nil]`` may both decode to None
     if isinstance(t, NamedType):
         if t.runtime_id in seen:  # a recursive type: its other parts decide
             return True

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from commitdb.codec import (
+    decode_canonical,
     decode_trusted,
     encode,
     from_wire,
@@ -657,20 +658,73 @@ class CommitMutableState:
             DecodeError: A value that is not a valid value of the document type.
             CommitError: The state was committed.
         """
-        att = self._attachment(attachment)
-        if type(key) is not bytes or len(key) != 32:
-            raise ValidationError("a key (32 bytes)", type(key).__name__, f"{att.identifier} key")
-        # per attachment: (it, its runtime id, {concept runtime id: accepted concept})
-        cache: dict[int, tuple[Attachment, bytes, dict[bytes, ConceptType]]] | None
+        entry = self._wire_entry(attachment)
+        address = self._wire_address(entry, key)
+        att = entry[1]
+        decoded = from_wire(value, att.document_type, self._defs)  # fresh: owned from now on
+        self._record_decoded(att, address, key, decoded, None)
+
+    def set_encoded(self, attachment: Attachment | str, key: bytes, data: bytes) -> None:
+        """Replace (or create) the whole document, given by its encoding (e.g. by a peer).
+
+        :meth:`set_wire` for a document given as bytes (what ``encode`` gives): they are
+        decoded with the checking decoder (DecodeError) and recorded as received when they
+        are the canonical encoding of the decoded value (``codec.decode_canonical``), without
+        encoding it again; bytes in another layout are recorded by their canonical encoding.
+
+        Raises:
+            ValidationError: A malformed, unknown, refused or nil key, or `data` not bytes.
+            DecodeError: Bytes that do not encode a valid value of the document type.
+            CommitError: The state was committed.
+        """
         cache = self.__dict__.get("_wire_keys")
+        entry = cache.get(id(attachment)) if cache is not None else None
+        if entry is None or entry[0] is not attachment:
+            entry = self._wire_entry(attachment)
+        att = entry[1]
+        # the common case first: a key concept seen already, a document type without blob
+        # ids (recorded by its bytes alone)
+        if (
+            not entry[4]
+            and type(key) is bytes
+            and len(key) == 32
+            and key[:16] in entry[3]
+            and key[16:] != _NIL_ID
+            and type(data) is bytes
+        ):
+            decoded, canonical = decode_canonical(data, att.document_type, self._defs)
+            if canonical:
+                self._record_set(att, entry[2] + key, data)
+            else:
+                self._record_decoded(att, entry[2] + key, key, decoded, None)
+            return
+        address = self._wire_address(entry, key)
+        if type(data) is not bytes:
+            raise ValidationError("a document encoding (bytes)", type(data).__name__, "value")
+        decoded, canonical = decode_canonical(data, att.document_type, self._defs)
+        self._record_decoded(att, address, key, decoded, data if canonical else None)
+
+    def _wire_entry(self, attachment: Attachment | str) -> _WireEntry:
+        """What wire-form sets need of an attachment, cached by the object given."""
+        cache: dict[int, _WireEntry] | None = self.__dict__.get("_wire_keys")
         if cache is None:
             cache = self.__dict__["_wire_keys"] = {}
-        hit = cache.get(id(att))
-        if hit is None or hit[0] is not att:
+        entry = cache.get(id(attachment))
+        if entry is None or entry[0] is not attachment:
+            att = self._attachment(attachment)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
-            hit = cache[id(att)] = (att, att.runtime_id.bytes, {})  # att kept: id unique
-        accepted = hit[2]
+            blobs = may_hold_blob_ids(att.document_type)
+            # the object given is kept: its id stays unique
+            entry = cache[id(attachment)] = (attachment, att, att.runtime_id.bytes, {}, blobs)
+        return entry
+
+    def _wire_address(self, entry: _WireEntry, key: Any) -> DocAddress:
+        """The document address of a 32-byte wire key (validated: see :meth:`set_wire`)."""
+        att = entry[1]
+        if type(key) is not bytes or len(key) != 32:
+            raise ValidationError("a key (32 bytes)", type(key).__name__, f"{att.identifier} key")
+        accepted = entry[3]
         if key[:16] not in accepted:
             found = self._defs.query_type(uuid.UUID(bytes=key[:16]))
             if not isinstance(found, ConceptType):
@@ -686,16 +740,21 @@ class CommitMutableState:
             raise ValidationError(
                 "a key with a valid instance id", "the nil key", f"{att.identifier} key"
             )
-        address = hit[1] + key
+        return entry[2] + key
+
+    def _record_decoded(
+        self, att: Attachment, address: DocAddress, key: bytes, decoded: Any, raw: bytes | None
+    ) -> None:
+        """Record a set of a freshly decoded document; `raw` its canonical bytes if known."""
         t = att.document_type
-        decoded = from_wire(value, t, self._defs)  # fresh: owned by this state from now on
+        if raw is None:
 
-        def where() -> str:
-            return f"{att.identifier}[{uuid.UUID(bytes=key[16:])}]"
+            def where() -> str:
+                return f"{att.identifier}[{uuid.UUID(bytes=key[16:])}]"
 
-        normalized, raw = validated_encoding(decoded, t, where, copy=False)
-        if normalized is not None:
-            decoded = normalized
+            normalized, raw = validated_encoding(decoded, t, where, copy=False)
+            if normalized is not None:
+                decoded = normalized
         if may_hold_blob_ids(t):
             self._record(att, address, Op(OpKind.DOCUMENT_SET, value=decoded), _SET_PREFIX + raw)
         else:
@@ -703,6 +762,9 @@ class CommitMutableState:
 
 
 _NIL_ID = bytes(16)  # the nil instance id, in wire form
+_WireEntry = tuple[object, Attachment, bytes, dict[bytes, ConceptType], bool]
+"""Per attachment object given to a wire-form set: (it, the attachment, its runtime id,
+{concept runtime id: accepted concept}, whether its documents may hold blob ids)."""
 
 
 def _as_set(elements: Iterable[Any]) -> Any:

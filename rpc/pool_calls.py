@@ -28,7 +28,7 @@ def _show_signature(fn: _Impl, sig: inspect.Signature | None) -> str:
     return f"{name}{sig if sig is not None else '(...)'}"
 
 
-class _CallPlan:
+class CallPlan:
     """How to pass the normalized arguments to an implementation."""
 
     __slots__ = ("keyword_names", "positional")
@@ -38,13 +38,14 @@ class _CallPlan:
         self.keyword_names = keyword_names  # the others by these names
 
     def call(self, fn: _Impl, prefix: tuple[Any, ...], args: Sequence[Any]) -> Any:
+        """Call `fn` with `prefix` then `args` (the later ones by name if the plan says so)."""
         n = self.positional
         if not self.keyword_names:
             return fn(*prefix, *args)
         return fn(*prefix, *args[:n], **dict(zip(self.keyword_names, args[n:], strict=True)))
 
 
-def _plan(fn: _Impl, prototype: FunctionPrototype, takes_state: bool, where: str) -> _CallPlan:
+def _plan(fn: _Impl, prototype: FunctionPrototype, takes_state: bool, where: str) -> CallPlan:
     """Check that `fn` can take the declared parameters and decide how to pass them.
 
     Raises:
@@ -53,7 +54,7 @@ def _plan(fn: _Impl, prototype: FunctionPrototype, takes_state: bool, where: str
     declared = [p.name for p in prototype.parameters]
     sig = _signature(fn)
     if sig is None:
-        return _CallPlan(len(declared), ())
+        return CallPlan(len(declared), ())
     params = list(sig.parameters.values())
     shown_declared = ", ".join((["state"] if takes_state else []) + declared)
 
@@ -82,7 +83,7 @@ def _plan(fn: _Impl, prototype: FunctionPrototype, takes_state: bool, where: str
         kw_required = [p.name for p in named if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
         if kw_required:
             raise fail(f"keyword-only parameter(s) {', '.join(map(repr, kw_required))}")
-        return _CallPlan(len(declared), ())
+        return CallPlan(len(declared), ())
     only = [p for p in named if p.kind is inspect.Parameter.POSITIONAL_ONLY]
     if len(only) > len(declared):
         missing = [p.name for p in only[len(declared) :] if p.default is p.empty]
@@ -96,4 +97,4 @@ def _plan(fn: _Impl, prototype: FunctionPrototype, takes_state: bool, where: str
     left = [p.name for p in by_name.values() if p.name not in keywords and p.default is p.empty]
     if left:
         raise fail(f"parameter(s) {', '.join(map(repr, left))} would get no argument")
-    return _CallPlan(min(len(only), len(declared)), keywords)
+    return CallPlan(min(len(only), len(declared)), keywords)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from commitdb.errors import DefinitionError, ValidationError
 from commitdb.prototypes import FunctionPrototype
-from rpc.pool_calls import _Impl, _plan
+from rpc.pool_calls import CallPlan, _Impl, _plan
 
 __all__ = ("GETTING_METHODS", "MUTATING_METHODS", "AttachmentFunction", "Function")
 
@@ -79,6 +79,12 @@ class Function:
                 f"{self.qualified_name} is mutable: only an AttachmentFunction can be"
             )
         self._plan = _plan(implementation, prototype, self._takes_state, self.qualified_name)
+
+    @property
+    def call_plan(self) -> CallPlan:
+        """How the implementation takes the checked arguments (positional count, keyword
+        names, ``call``): what a server needs to call it without ``__call__``'s checks."""
+        return self._plan
 
     @property
     def name(self) -> str:

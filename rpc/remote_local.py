@@ -9,8 +9,8 @@ the call's result once the function returned. A call that makes one read and fif
 therefore costs two round trips: the call and the read.
 
 The client side (:class:`Lender`) applies callbacks to the lent object inline, in arrival
-order, on the connection's reader (a ``CommitMutableState`` records a ``set`` from its wire
-form with ``set_wire``). The first mutation the client refuses stops the application: the
+order, on the connection's reader (a ``CommitMutableState`` records a ``set`` from the
+document's encoding with ``set_encoded``, as received when it is canonical). The first mutation the client refuses stops the application: the
 ones before it stay applied, it and every later mutation are dropped until the refusal is
 reported — at the next read, where it raises inside the server function, or by the client as
 the call's error when it came with the result. The server never holds the client's state
@@ -18,7 +18,8 @@ after the call.
 
 Wire forms of callback arguments: attachment = runtime id (16 bytes), key = concept runtime
 id + instance id (32 bytes), path = ``Path.to_wire(document type)``, values = canonical wire
-values of the type the path reaches, xarray positions = 16 bytes.
+values of the type the path reaches, except the document of a ``set``: its canonical encoding
+(``codec.encode``) as bytes, xarray positions = 16 bytes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from commitdb.codec import from_wire, to_wire
+from commitdb.codec import decode, encode, from_wire, to_wire
 from commitdb.definitions import Definitions
 from commitdb.errors import PathError, ValidationError
 from commitdb.mutable_state import CommitMutableState
@@ -91,6 +92,9 @@ BATCH_MUTATIONS = 512
 BATCH_BYTES = 4 << 20
 """An ``apply`` notification larger than this is split in two (unless it holds one mutation),
 so that batches stay far below the peer's maximum frame size."""
+
+
+_NIL_ID = bytes(16)  # the nil instance id, in wire form
 
 
 def callback_target(lend_id: int) -> str:
@@ -221,6 +225,9 @@ class AttachmentMutatingRemote:
         self._rids: dict[int, tuple[Attachment, bytes]] = {}
         # (id(att), id(concept)) -> (att, concept, concept runtime id, att runtime id)
         self._prefixes: dict[tuple[int, int], tuple[Attachment, ConceptType, bytes, bytes]] = {}
+        # (id(attachment as given), id(concept)) -> (it, concept, attachment runtime id,
+        # concept runtime id, document type): pairs a set accepted already
+        self._sets: dict[tuple[int, int], tuple[object, ConceptType, bytes, bytes, Type]] = {}
 
     def definitions(self) -> Definitions:
         """The definitions shared with the client."""
@@ -313,6 +320,23 @@ class AttachmentMutatingRemote:
         queued = self._take()
         if queued:
             self._conn.send_frames_nowait(queued)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the client gave up on the call (see :meth:`cancel`)."""
+        return self._cancelled
+
+    def cancel_if_cancelled(self, call: concurrent.futures.Future[Any]) -> None:
+        """A done callback of the call's future: a cancelled call cancels the proxy."""
+        if call.cancelled():
+            self.cancel()
+
+    def take_frames(self) -> bytes:
+        """From the worker thread, once the function returned or failed: every buffered
+        mutation, framed as ``apply`` notification(s) to send before the call's answer
+        (b"" if none). Nothing is confirmed: the client applies them before it reads the
+        answer and raises the first one it refused as the call's error."""
+        return self._take()
 
     def send_pending(self) -> None:
         """From the event loop, once the function failed: send the buffered mutations
@@ -408,32 +432,34 @@ class AttachmentMutatingRemote:
 
     # -- mutations ------------------------------------------------------------------------
     def set(self, attachment: Attachment | str, key: Key, value: Any) -> None:
-        """Replace (or create) the document in the client's state."""
-        # the common case inlined: an attachment and a key concept this call used already
-        hit = self._atts.get(id(attachment))
-        if hit is not None and hit[0] is attachment and type(key) is Key and not self._cancelled:
-            att = hit[1]
-            known = self._prefixes.get((id(att), id(key.concept)))
-            if known is not None and known[0] is att and known[1] is key.concept and key.id.int:
-                queue = self._queue
-                queue.append(
-                    [
-                        "set",
-                        [
-                            known[3],
-                            known[2] + key.id.bytes,
-                            to_wire(value, att.document_type),
-                        ],
-                    ]
-                )
-                self.mutations_sent += 1
-                if len(queue) >= BATCH_MUTATIONS:
-                    self._seal()
-                return
+        """Replace (or create) the document in the client's state (sent as its encoding)."""
+        # the common case first: an (attachment, key concept) pair this call set already
+        if type(key) is Key and not self._cancelled:
+            hit = self._sets.get((id(attachment), id(key.concept)))
+            if hit is not None and hit[0] is attachment and hit[1] is key.concept:
+                id_bytes = key._id_bytes
+                if id_bytes != _NIL_ID:
+                    queue = self._queue
+                    queue.append(["set", [hit[2], hit[3] + id_bytes, encode(value, hit[4])]])
+                    self.mutations_sent += 1
+                    if len(queue) >= BATCH_MUTATIONS:
+                        self._seal()
+                    return
         att = self._att(attachment)
-        self._mutate(
-            "set", [self._rid(att), self._key(att, key), to_wire(value, att.document_type)]
-        )
+        rid = self._rid(att)
+        wire_key = self._key(att, key)
+        self._mutate("set", [rid, wire_key, encode(value, att.document_type)])
+        if type(key) is Key:
+            if len(self._sets) >= 1024:
+                self._sets.clear()
+            # the objects are kept: their ids stay unique
+            self._sets[(id(attachment), id(key.concept))] = (
+                attachment,
+                key.concept,
+                rid,
+                wire_key[:16],
+                att.document_type,
+            )
 
     def delete(self, attachment: Attachment | str, key: Key) -> None:
         """Delete the document in the client's state."""
@@ -641,8 +667,8 @@ class Lender:
         self.decoder = decoder if decoder is not None else WireDecoder(definitions)
         self.error: BaseException | None = None
         self.applied = 0
-        # a CommitMutableState records a set from its wire form without building the key
-        self._set_wire = state.set_wire if isinstance(state, CommitMutableState) else None
+        # a CommitMutableState records a set from its encoding without building the key
+        self._set_encoded = state.set_encoded if isinstance(state, CommitMutableState) else None
 
     def request(self, method: str, args: list[Any]) -> Any:
         """Answer a read (or the final flush) from the lent state.
@@ -715,14 +741,14 @@ class Lender:
         if type(batch) is not list:
             raise ValidationError("a list of mutations", type(batch).__name__, "callback apply")
         apply_one = self._apply
-        set_wire = self._set_wire if self.mutable else None
+        set_encoded = self._set_encoded if self.mutable else None
         attachment = self.decoder.attachment
         for item in batch:
             if type(item) is not list or len(item) != 2 or type(item[1]) is not list:
                 raise ValidationError("a [method, args] mutation", repr(item)[:80], "callback")
             method, args = item
-            if method == "set" and set_wire is not None and len(args) == 3:
-                set_wire(attachment(args[0]), args[1], args[2])  # _apply's fast path, inlined
+            if method == "set" and set_encoded is not None and len(args) == 3:
+                set_encoded(attachment(args[0]), args[1], args[2])  # _apply's fast path, inlined
             else:
                 apply_one(method, args)
             self.applied += 1
@@ -736,15 +762,17 @@ class Lender:
         if type(args) is not list or len(args) != arity:
             raise ValidationError(f"{arity} arguments", repr(args)[:80], f"callback {method}")
         att = self.decoder.attachment(args[0])
-        if method == "set" and self._set_wire is not None:
-            self._set_wire(att, args[1], args[2])  # validated from the wire form directly
+        if method == "set" and self._set_encoded is not None:
+            self._set_encoded(att, args[1], args[2])  # validated from the bytes directly
             return
         d = self.defs
         s = self.state
         key = self.decoder.key(args[1])
         doc_type = att.document_type
         if method == "set":
-            s.set(att, key, from_wire(args[2], doc_type, d))
+            if type(args[2]) is not bytes:
+                raise ValidationError("a document encoding (bytes)", type(args[2]).__name__, "set")
+            s.set(att, key, decode(args[2], doc_type, d))
         elif method == "delete":
             s.delete(att, key)
         elif method == "diff":

@@ -16,6 +16,7 @@ everything at connect time without generated code.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import functools
 import inspect
@@ -35,6 +36,7 @@ from commitdb.types import STRING
 from rpc.connection import Connection
 from rpc.errors import (
     AuthenticationError,
+    ConnectionClosedError,
     HandshakeError,
     InvalidArgumentsError,
     MethodNotFoundError,
@@ -170,7 +172,7 @@ class _Inline:
         self.fn = fn
         self.decoders = [decoder(p.type) for p in fn.prototype.parameters]
         self.implementation = fn.implementation
-        plan = fn._plan
+        plan = fn.call_plan
         by_position = not plan.keyword_names or _same_positions(
             fn.implementation, plan.positional, plan.keyword_names
         )
@@ -217,6 +219,13 @@ class _ServiceHandler:
         if not req.args or type(req.args[0]) is not int:
             raise InvalidArgumentsError("an attachment call starts with the lend id")
         args = self._args(fn, req.args[1:])
+        loop = conn.asyncio_loop
+        if loop is not None:  # no task: the worker thread settles the future
+            proxy = AttachmentMutatingRemote(conn, req.args[0], self.defs)
+            call: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            call.add_done_callback(proxy.cancel_if_cancelled)  # the client gave up
+            self.service._pool().submit(_attachment_call, loop, conn, call, proxy, fn, args)
+            return call
         return self._attachment_call(conn, fn, req.args[0], args)
 
     def _entry(self, target: str, method: str) -> tuple[Function, bool] | _Inline:
@@ -309,8 +318,68 @@ class _ServiceHandler:
         except BaseException:
             proxy.send_pending()  # the client keeps what the function did before failing
             raise
-        await proxy.finish_async()  # the first mutation the client refused fails the call
+        # sends what is buffered, unconfirmed: the client applies it before the result and
+        # raises the first mutation it refused as the call's error
+        await proxy.finish_async()
         return to_wire(result, fn.prototype.return_type)
+
+
+def _attachment_call(
+    loop: asyncio.AbstractEventLoop,
+    conn: Connection,
+    call: concurrent.futures.Future[Any],
+    proxy: AttachmentMutatingRemote,
+    fn: Function,
+    args: list[Any],
+) -> None:
+    """Run an attachment function in a worker thread and settle `call` (which the
+    connection answers; it stays pending while the function runs, so cancelling it, from the
+    event loop, cancels the proxy and releases a read in progress).
+
+    The mutations still buffered are handed to the event loop before `call` is settled:
+    callbacks run in order, so they are written before the answer (after a failure too, so
+    the client keeps what the function did before failing, as a local call would).
+    """
+    if call.cancelled():  # the client gave up before the function started
+        return
+    try:
+        result = to_wire(fn(proxy, *args), fn.prototype.return_type)
+    except BaseException as exc:
+        _send_before_answer(loop, conn, proxy)
+        _settle(call, None, exc)
+        if not isinstance(exc, Exception):
+            raise
+        return
+    _send_before_answer(loop, conn, proxy)
+    _settle(call, result, None)
+
+
+def _send_before_answer(
+    loop: asyncio.AbstractEventLoop, conn: Connection, proxy: AttachmentMutatingRemote
+) -> None:
+    frames = proxy.take_frames()
+    if frames and not proxy.cancelled:
+        try:
+            loop.call_soon_threadsafe(_send_frames_quietly, conn, frames)
+        except RuntimeError:  # the event loop is closed: nobody to send them to
+            pass
+
+
+def _send_frames_quietly(conn: Connection, frames: bytes) -> None:
+    try:
+        conn.send_frames_nowait(frames)
+    except ConnectionClosedError:
+        pass
+
+
+def _settle(call: concurrent.futures.Future[Any], result: Any, exc: BaseException | None) -> None:
+    try:
+        if exc is None:
+            call.set_result(result)
+        else:
+            call.set_exception(exc)
+    except concurrent.futures.InvalidStateError:  # cancelled meanwhile: nobody waits
+        pass
 
 
 def _typed_call(fn: Function, args: list[Any]) -> Any:

@@ -138,7 +138,8 @@ def make_edit_pool(defs: Definitions = DEFS) -> AttachmentFunctionPool:
 
     @edit.function
     def tag(state: Any, graphKey: GraphKey, name: str) -> None:
-        """Set a tag and return (the final flush reports a failed mutation)."""
+        """Set a tag and return (the set travels with the result: the client raises its
+        refusal as the call's error)."""
         state.set(tags, graphKey, {name: "v"})
 
     @edit.function

@@ -9,6 +9,7 @@ results, opcodes, documents and commit ids.
 from __future__ import annotations
 
 import abc
+import concurrent.futures
 import gc
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,7 @@ import anyio
 import pytest
 
 import tests.rpc.service_factory as factory
-from commitdb.codec import to_wire
+from commitdb.codec import encode, pack
 from commitdb.commit_database import CommitDatabase
 from commitdb.definitions import Definitions
 from commitdb.errors import CommitError, DecodeError, UnknownAttachmentError, ValidationError
@@ -28,11 +29,11 @@ from commitdb.ids import CommitId
 from commitdb.mutable_state import CommitMutableState
 from commitdb.values import END, Key
 from rpc.connection import Connection
-from rpc.errors import CallTimeoutError, MethodNotFoundError, RemoteError
+from rpc.errors import CallCancelledError, CallTimeoutError, MethodNotFoundError, RemoteError
 from rpc.examples.graph import ge_definitions, make_ge_pools
 from rpc.packets import Notify, Request
 from rpc.pools import AttachmentFunctionPool
-from rpc.remote_local import BATCH_BYTES, BATCH_MUTATIONS, Lender
+from rpc.remote_local import BATCH_BYTES, BATCH_MUTATIONS, AttachmentMutatingRemote, Lender
 from rpc.service import Service
 from rpc.service_remote import ServiceRemote
 from tests.rpc.conftest import Serving
@@ -602,7 +603,7 @@ def wire_set(att: Any, key: Key, value: Any) -> list[Any]:
         [
             att.runtime_id.bytes,
             key.concept.runtime_id.bytes + key.id.bytes,
-            to_wire(value, att.document_type),
+            encode(value, att.document_type),
         ],
     ]
 
@@ -616,7 +617,7 @@ def test_a_batch_applies_in_order_and_stops_at_the_first_refused_mutation(
     ms = CommitMutableState(db.initial_state())
     lender = Lender(ms, defs, mutable=True)
     bad = wire_set(tags, b, {})
-    bad[1][2] = ["not", "a", "map", 7]  # decodes to no map<string, string>
+    bad[1][2] = pack(["not", "a", "map", 7])  # decodes to no map<string, string>
     lender.notify(
         "apply",
         [
@@ -690,3 +691,26 @@ async def test_long_runs_of_mutations_are_split_in_bounded_batches(
         values = [ops[0].value["n"] for _, ops in big.mutations().items()]
         assert [v.split(":")[0] for v in values] == ["0", "1", "2"]
         assert all(len(v) == BATCH_BYTES // 2 + 2 for v in values)
+
+
+def test_a_cancelled_call_future_cancels_the_proxy_and_its_buffered_mutations_stay_unsent() -> None:
+    defs = ge_definitions()
+    visual = defs.check_attachment("Graph::Vertex.visualAttributes")
+    proxy = AttachmentMutatingRemote(None, 1, defs)  # type: ignore[arg-type]  # never sends
+    done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    done.add_done_callback(proxy.cancel_if_cancelled)
+    done.set_result(None)
+    assert not proxy.cancelled  # a settled call leaves the proxy alone
+    document = visual.document_type(
+        value=1, color=visual.document_type.field("color").type.default()
+    )
+    proxy.set(visual, visual.create_key(), document)
+    proxy.set(visual, visual.create_key(), document)  # the cached path
+    frames = proxy.take_frames()
+    assert frames and proxy.take_frames() == b""  # taken once
+    call: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    call.add_done_callback(proxy.cancel_if_cancelled)
+    assert call.cancel()
+    assert proxy.cancelled
+    with pytest.raises(CallCancelledError):
+        proxy.set(visual, visual.create_key(), document)

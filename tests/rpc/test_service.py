@@ -26,6 +26,7 @@ from rpc.errors import (
     RemoteError,
 )
 from rpc.examples.graph import ge_definitions
+from rpc.pools import FunctionPool
 from rpc.server import RPCServer
 from rpc.service import Service
 from rpc.service_remote import RemoteAttachmentFunction, RemoteFunction, ServiceRemote
@@ -549,3 +550,17 @@ async def test_inline_functions_get_their_arguments_by_name(serving: Serving) ->
                 await raw.call("pool:Order", "sub", [1, "x"])
             with pytest.raises(RemoteError, match="takes 2 argument"):
                 await raw.call("pool:Order", "sub", [1])
+
+
+def test_a_function_call_plan_passes_the_arguments_as_the_implementation_takes_them() -> None:
+    pool = FunctionPool("Plans")
+
+    @pool.function(inline=True)
+    def scaled(value: int, *, factor: int) -> int:
+        """value * factor (factor only by name)."""
+        return value * factor
+
+    fn = pool.check("scaled")
+    plan = fn.call_plan
+    assert "factor" in plan.keyword_names  # keyword-only: passed by name
+    assert plan.call(fn.implementation, (), [3, 4]) == 12
