@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from commitdb.codec import decode_trusted, encode, trusted_bytes_decoder, unpack
+from commitdb.codec import decode_trusted, encode, trusted_bytes_decoder, unpack, unpack_raw
 from commitdb.commit_database import (
     EMPTY_HISTORY as _EMPTY_HISTORY,
     EntryFields,
@@ -258,6 +258,51 @@ def _entry_head(raw: bytes) -> tuple[bytes, bool]:
     if type(w) is not list or not w or type(w[0]) is not bytes:
         return b"", False
     return w[0], len(w) > 7 and w[7] is True
+
+
+def _bin_at(raw: bytes, i: int) -> tuple[int, int] | None:
+    """(start, end) of the msgpack bin at offset `i` of `raw`, or None if there is none."""
+    head = raw[i] if i < len(raw) else 0
+    if head == 0xC4:
+        start = i + 2
+        end = start + raw[i + 1]
+    elif head == 0xC5:
+        start = i + 3
+        end = start + int.from_bytes(raw[i + 1 : start], "big")
+    elif head == 0xC6:
+        start = i + 5
+        end = start + int.from_bytes(raw[i + 1 : start], "big")
+    else:
+        return None
+    return (start, end) if end <= len(raw) else None
+
+
+def _entry_ops(raw: bytes) -> tuple[bytes, bool] | None:
+    """The encoded opcodes of a stored Mutations entry and whether they reset the document,
+    read in place without copying its snapshot (None: not the common layout; see
+    :func:`~commitdb.commit_database.entry_fields`)."""
+    # [cid (bin 32), ops (bin), snapshot (bin, 1, false or nil), touches, all_enabled,
+    #  resets, history]: a fixarray of 7, so never a derived entry
+    if raw[:3] != b"\x97\xc4\x20":
+        return None
+    ops = _bin_at(raw, 35)
+    if ops is None:
+        return None
+    end = ops[1]
+    snap = _bin_at(raw, end)
+    if snap is not None:
+        after = snap[1]
+    elif raw[end : end + 1] in (b"\x01", b"\xc2", b"\xc0"):
+        after = end + 1
+    else:
+        return None
+    try:
+        tail = unpack_raw(b"\x94" + raw[after:])  # touches, all_enabled, resets, history
+    except Exception:  # malformed: the generic path says how
+        return None
+    if type(tail) is not list:
+        return None
+    return raw[ops[0] : end], bool(tail[2])
 
 
 def _u64(n: int) -> bytes:
@@ -803,34 +848,182 @@ class CommitState:
         assert self._virtual is not None
         db = self._db
         lin = self._linearization()
-        brought = lin.order[len(db._linearize(self._virtual[0]).order) :]
-        addresses: dict[bytes, None] = {}
+        parent = self._virtual[0]
+        brought = lin.order[len(db._linearize(parent).order) :]
+        # address -> (seq, id) of the brought commits touching it, in the merge's order
+        touching: dict[bytes, list[tuple[int, bytes]]] = {}
         with db._read() as txn:
             get = txn.get
             for c in brought:
-                kind = db._record(c, txn).kind
+                rec = db._record(c, txn)
+                kind = rec.kind
                 if kind == CommitKind.DISABLE or kind == CommitKind.ENABLE:
                     return None
                 if kind == CommitKind.MUTATIONS:
                     # address keys are the commit id and a 0, 1, 2... index: point reads
                     # until the first missing one (cheaper than a prefix scan per commit)
+                    seq = rec.seq
                     i = 0
                     while True:
                         address = get("commits", c + i.to_bytes(4, "big"))
                         if address is None:
                             break
-                        addresses[address] = None
+                        seqs = touching.get(address)
+                        if seqs is None:
+                            touching[address] = [(seq, c)]
+                        elif seqs[-1][0] != seq:
+                            seqs.append((seq, c))
                         i += 1
+        # Every commit of a clean parent is enabled and the brought ones hold no Disable
+        # or Enable: a document after the merge is the parent's followed by the brought
+        # entries, so it is found without the merge's whole linearization.
+        base = CommitState(db, parent) if db._record(parent).clean else None
         out = []
-        for address in addresses:
+        for address, seqs in touching.items():
             att = self._defs.query_attachment(uuid.UUID(bytes=address[:16]))
             if att is None:
                 return None
-            r = self._resolve_general(address, att, None)
-            out.append(
-                (address, r.encoding(att.document_type), r.touches, r.all_enabled, r.history())
-            )
+            found = None if base is None else self._merged_document(base, address, att, seqs)
+            if found is None:
+                r = self._resolve_general(address, att, None)
+                found = (
+                    address,
+                    r.encoding(att.document_type),
+                    r.touches,
+                    r.all_enabled,
+                    r.history(),
+                )
+            out.append(found)
         return out
+
+    def _in_history(
+        self, address: DocAddress, att: Attachment, txn: ReadTxn, skip: set[int]
+    ) -> _Resolved | None:
+        """For a clean state: the document from its newest entry whose commit is in the
+        history (None when only the general path can tell); entries at the seqs in `skip`
+        are known not to be.
+
+        An entry of a Mutations commit in the history but off the parent chain was brought
+        by a merge on the chain, which stored a newer derived entry for the document: the
+        newest Mutations entry in the history is then on the chain, and the document is as
+        after it. A derived entry counts only on the chain (a brought merge's snapshot may
+        order the commits otherwise)."""
+        rec = self._rec
+        assert rec is not None and self._clean
+        pos = self._db._linearize(self._commit_id).positions
+        # a skipped seq -> the lowest of its run of consecutive skipped seqs: every seq
+        # names one commit, so no other entry lies within a run and one seek passes it
+        runs: dict[int, int] = {}
+        for seq in sorted(skip):
+            runs[seq] = runs.get(seq - 1, seq)
+        top = rec.seq
+        while True:
+            found = self._newest_in_history(address, att, txn, top, runs, pos)
+            if not isinstance(found, int):
+                return found
+            top = found
+
+    def _newest_in_history(
+        self,
+        address: DocAddress,
+        att: Attachment,
+        txn: ReadTxn,
+        top: int,
+        runs: dict[int, int],
+        pos: dict[CommitId, int],
+    ) -> _Resolved | int | None:
+        """One reverse scan of :meth:`_in_history` from seq `top`: its answer, or the seq
+        to seek to past a run of skipped entries."""
+        for key, raw in txn.items("docs", address, start=address + _u64(top), reverse=True):
+            seq = int.from_bytes(key[48:], "big")
+            low = runs.get(seq)
+            if low is not None:
+                if low == 0:
+                    return _NOTHING
+                return low - 1
+            cid, derived = _entry_head(raw)
+            if cid not in pos:
+                continue
+            if derived:
+                on_chain = self._on_chain(cid, seq, txn)
+                if on_chain is None:
+                    return None
+                if not on_chain:
+                    continue
+            e = entry_fields(raw)
+            if e[2] is None:  # SNAP_UNKNOWN: a commit received by sync
+                return None
+            snap = snapshot_of(e)
+            if snap is None:
+                return _Resolved(ABSENT, e[3], e[4], e[6])
+            return _Resolved(_PENDING, e[3], e[4], e[6], None, snap, att.document_type, self._defs)
+        return _NOTHING
+
+    def _merged_document(
+        self,
+        base: CommitState,
+        address: DocAddress,
+        att: Attachment,
+        brought: list[tuple[int, bytes]],
+    ) -> tuple[DocAddress, Any, int, bool, int | None] | None:
+        """The derived entry of one document for a merge onto `base` (a clean parent) of
+        the brought commits touching it, as (seq, commit id) in the merge's order, or None
+        when only the general path can tell."""
+        doc_type = att.document_type
+        with self._db._read() as txn:
+            pr = base._in_history(address, att, txn, {seq for seq, _ in brought})
+            if pr is None or not pr.all_enabled:
+                return None
+            history = pr.history()
+            if history is None:
+                return None
+            for _, c in brought:
+                history = history_step(history, c)
+            touches = pr.touches + len(brought)
+            raw = txn.get("docs", address + _u64(brought[-1][0]))
+            if raw is None:
+                return None
+            last = entry_fields(raw)
+            if last[7]:
+                return None
+            if last[2] is not None and last[3] == touches and last[4] and last[6] == history:
+                snap = snapshot_of(last)  # the newest brought entry has the merge's history
+                return (address, False if snap is None else snap, touches, True, history)
+            # newest first, down to the last Document_Set/Delete (replay starts there)
+            entries = [(last[1], bool(last[5]))]
+            get = txn.get
+            for seq, _ in reversed(brought[:-1]):
+                if entries[-1][1]:
+                    break
+                raw = get("docs", address + _u64(seq))
+                if raw is None:
+                    return None
+                found = _entry_ops(raw)
+                if found is None:
+                    e = entry_fields(raw)
+                    if e[7]:
+                        return None
+                    found = (e[1], bool(e[5]))
+                entries.append(found)
+        entries.reverse()
+        defs = self._defs
+        if entries[0][1]:  # replay from the Document_Set/Delete, as the general path
+            ops = decode_ops(entries[0][0], doc_type, defs)
+            reset_at = max(
+                i
+                for i, op in enumerate(ops)
+                if op.kind in (OpKind.DOCUMENT_SET, OpKind.DOCUMENT_DELETE)
+            )
+            commit_id = _commit_id(brought[len(brought) - len(entries)][1])
+            doc = _replay(ABSENT, ops[reset_at:], commit_id, None)
+            rest = entries[1:]
+        else:
+            encoded = pr.encoding(doc_type)
+            doc = decode_trusted(encoded, doc_type, defs) if type(encoded) is bytes else ABSENT
+            rest = entries
+        for ops_bytes, _ in rest:
+            doc = replay_ops(doc, ops_bytes, doc_type, defs)
+        return (address, False if doc is ABSENT else encode(doc, doc_type), touches, True, history)
 
     # -- history and tracing --------------------------------------------------------------
     def eval_actions(self) -> list[EvalAction]:
