@@ -242,6 +242,7 @@ class _AttInfo:
 
 _INFO_LIMIT = 1024
 _AHEAD_MAX = 256
+_WALK_STEPS = 16  # parent-chain steps walked before a clean state uses the skip pointers
 _LAST_SEQ = b"\xff" * 8  # after every entry of an address
 
 
@@ -661,9 +662,15 @@ class CommitState:
             return commit_id == self._commit_id
         chain = self._chain
         last = chain[-1]
+        steps = 0
         while last.seq > seq:  # seqs decrease strictly down the chain
             if not last.transparent:
                 return None
+            steps += 1
+            if steps > _WALK_STEPS and self._clean:
+                found = self._on_chain_by_skips(commit_id, txn)
+                if found is not None:
+                    return found
             parent = last.parent_commit_id
             if not parent.is_valid:
                 return False
@@ -672,6 +679,23 @@ class CommitState:
             chain.append(last)
         i = self._chain_index.get(seq)
         return i is not None and chain[i].commit_id == commit_id
+
+    def _on_chain_by_skips(self, commit_id: bytes, txn: ReadTxn) -> bool | None:
+        """:meth:`_on_chain` at a clean commit (every commit of its chain is transparent)
+        through the records' skip pointers: O(log n) record loads instead of a walk over
+        every commit made since. None when a record has no skip pointer."""
+        rec = self._rec
+        assert rec is not None
+        candidate = self._db._record(CommitId(commit_id), txn)
+        depth, top = candidate.depth, rec.depth
+        if depth is None or top is None:
+            return None
+        if depth > top:
+            return False
+        ancestor = self._db._ancestor_at_depth(rec, depth, txn)
+        if ancestor is None:
+            return None
+        return ancestor.commit_id == candidate.commit_id
 
     def _resolve_chain(
         self, address: DocAddress, att: Attachment, txn: ReadTxn

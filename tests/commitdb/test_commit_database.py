@@ -626,6 +626,65 @@ def test_fast_forward_follows_merge_nephews(db: CommitDatabase, s: Schema) -> No
     assert db.fast_forward(g["a"]) == g["m1"]
 
 
+def _first_parent_chain(db: CommitDatabase, cid: CommitId) -> list[CommitId]:
+    """The commit and its first-parent ancestors, newest first (the naive walk)."""
+    chain = [cid]
+    while True:
+        parent = db.commit_header(chain[-1]).parent_commit_id
+        if not parent.is_valid:
+            return chain
+        chain.append(parent)
+
+
+def test_skip_pointers_find_every_first_parent_ancestor(db: CommitDatabase, s: Schema) -> None:
+    """Depth and jump pointers: the ancestor at each depth equals the naive walk's, along
+    a long chain, a branch off it and a merge (first parent) on top."""
+    n = s.doc(s.counter)
+    specs: dict[str, Any] = {"c0": (None, n.set(0))}
+    for i in range(1, 70):
+        specs[f"c{i}"] = (f"c{i - 1}", n.set(i))
+    specs["b0"] = ("c20", n.set(100))
+    for i in range(1, 40):
+        specs[f"b{i}"] = (f"b{i - 1}", n.set(100 + i))
+    specs["m"] = merge("c69", "b39")
+    specs["after"] = ("m", n.set(1000))
+    g = build(db, specs)
+    for name in ("c69", "b39", "m", "after", "c1", "c0"):
+        rec = db._record(g[name])
+        chain = _first_parent_chain(db, g[name])
+        assert rec.depth == len(chain) - 1
+        for depth, expected in enumerate(reversed(chain)):
+            found = db._ancestor_at_depth(rec, depth)
+            assert found is not None and found.commit_id == expected
+        assert db._ancestor_at_depth(rec, len(chain)) is None
+
+
+def test_reads_far_above_a_document_entry_follow_skip_pointers(
+    db: CommitDatabase, s: Schema
+) -> None:
+    """A document written once, then 300 commits on other documents: reads at the head and
+    on a branch that forked before the write see the right value (or none)."""
+    old = s.doc(s.counter)
+    other = s.doc(s.counter, s.k2)
+    specs: dict[str, Any] = {"r": (None, other.set(-1)), "w": ("r", old.set(7))}
+    parent = "w"
+    for i in range(300):
+        specs[f"u{i}"] = (parent, other.set(i))
+        parent = f"u{i}"
+    specs["fork"] = ("r", other.set(-2))
+    for i in range(300):
+        specs[f"f{i}"] = ("fork" if i == 0 else f"f{i - 1}", other.set(1000 + i))
+    g = build(db, specs)
+    assert db.state(g["u299"]).get(s.counter, s.k1) == 7
+    assert db.state(g["u150"]).get(s.counter, s.k1) == 7
+    assert not db.state(g["f299"]).has(s.counter, s.k1)  # the write is on another branch
+    ms = CommitMutableState(db.state(g["u299"]))
+    ms.set(s.counter, s.k1, 8)
+    head = db.commit_mutations("rewrite", ms)
+    assert db.state(head).get(s.counter, s.k1) == 8
+    assert db.state(g["f299"]).get(s.counter, s.k2) == 1299
+
+
 def test_fast_forward_from_invalid_starts_at_the_smallest_root(
     db: CommitDatabase, s: Schema
 ) -> None:

@@ -86,6 +86,7 @@ def test_set_wire_records_the_canonical_encoding_of_another_layout(
         (None, "the nil key"),
         ("other", "key of"),
     ],
+    ids=["short", "not-bytes", "unknown-concept", "nil", "other-concept"],
 )
 def test_set_wire_refuses_a_bad_key_and_records_nothing(
     db: CommitDatabase, s: Schema, key: Any, expected: str
