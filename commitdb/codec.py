@@ -355,8 +355,40 @@ def _vector_like_encoder(t: VectorType | VecType | MatType | TupleType) -> Encod
     return enc_fixed
 
 
+def _may_hold_float(t: Type, seen: set[int] | None = None) -> bool:
+    """Whether a value of `t` may hold a float or double somewhere."""
+    if isinstance(t, FloatType | DoubleType):
+        return True
+    seen = set() if seen is None else seen
+    if id(t) in seen:
+        return False
+    seen.add(id(t))
+    return any(_may_hold_float(c, seen) for c in t.children())
+
+
+def _zero_as_positive(w: Any) -> Any:
+    """The wire form with every -0.0 made 0.0 (other floats, NaN included, unchanged)."""
+    if type(w) is float:
+        return w + 0.0  # -0.0 + 0.0 is 0.0
+    if type(w) is list:
+        return [_zero_as_positive(x) for x in w]
+    return w
+
+
+def _zero_normalized(enc: Encoder, t: Type) -> Encoder:
+    """`enc` for set elements and map keys: -0.0 and 0.0 are one element (they compare
+    equal), so they must have one encoding; 0.0 is the canonical one."""
+    if not _may_hold_float(t):
+        return enc
+
+    def enc_normalized(v: Any) -> Any:
+        return _zero_as_positive(enc(v))
+
+    return enc_normalized
+
+
 def _set_encoder(t: SetType) -> Encoder:
-    el = encoder(t.element)
+    el = _zero_normalized(encoder(t.element), t.element)
     sk = _sort_key_for(t.element)
     if el is _ENC_STR:
 
@@ -381,7 +413,7 @@ def _set_encoder(t: SetType) -> Encoder:
 
 
 def _map_encoder(t: MapType) -> Encoder:
-    kenc = encoder(t.key)
+    kenc = _zero_normalized(encoder(t.key), t.key)
     venc = encoder(t.value)
     sk = _sort_key_for(t.key)
     if kenc is _ENC_STR and venc is _ENC_I64:

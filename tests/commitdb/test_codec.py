@@ -638,3 +638,29 @@ _WIRE = st.recursive(
 def test_property_random_wire_structures_decode_or_refuse(tv: TypeAndValue, w: Any) -> None:
     # well-formed msgpack of a random shape reaches deeper into the typed decoders
     _decode_or_refuse(pack(w), tv)
+
+
+@pytest.mark.parametrize(
+    ("t", "negative", "positive"),
+    [
+        (SetType(DOUBLE), {-0.0, 1.5}, {0.0, 1.5}),
+        (SetType(FLOAT), {-0.0}, {0.0}),
+        (SetType(TupleType([DOUBLE, INT64])), {(-0.0, 1)}, {(0.0, 1)}),
+        (MapType(DOUBLE, STRING), {-0.0: "zero"}, {0.0: "zero"}),
+    ],
+    ids=["set-double", "set-float", "set-tuple", "map-key"],
+)
+def test_negative_zero_in_sets_and_map_keys_has_the_encoding_of_zero(
+    t: Any, negative: Any, positive: Any
+) -> None:
+    """-0.0 == 0.0, so a set or map holding one equals one holding the other: they must
+    encode (and so hash into commit ids) the same way."""
+    assert t.check(negative) == t.check(positive)
+    assert encode(t.check(negative), t) == encode(t.check(positive), t)
+    assert decode(encode(t.check(negative), t), t) == positive
+
+
+def test_negative_zero_outside_sets_keeps_its_sign() -> None:
+    data = encode(-0.0, DOUBLE)
+    back = decode(data, DOUBLE)
+    assert back == 0.0 and math.copysign(1.0, back) == -1.0
