@@ -100,6 +100,7 @@ if TYPE_CHECKING:
     from commitdb.mutable_state import CommitMutableState
     from commitdb.state import CommitState
     from commitdb.storage import ReadTxn, WriteTxn
+    from commitdb.types import Attachment
 
 __all__ = ("COMMIT_TABLES", "CommitDatabase", "CommitRecord", "DocEntry", "history_step")
 
@@ -841,6 +842,62 @@ class CommitDatabase:
         The mutable state is sealed afterwards: further mutation or a second commit raises.
         """
         return mutable_state._commit_into(self, label, author)
+
+    def commit_program(
+        self, label: str, base: CommitId | None, program: bytes, *, author: str | None = None
+    ) -> CommitId:
+        """Append a Mutations commit of an encoded program (e.g. received from a client) on
+        `base` (None or INVALID: a root commit).
+
+        Every opcode is checked against the definitions, as decoding the program does; a
+        whole-document set given in its canonical encoding is recorded as received, the
+        other opcodes by their canonical encoding. Nothing is written when one is refused.
+
+        Raises:
+            DecodeError: Malformed program bytes, or an opcode or value that is not valid.
+            UnknownAttachmentError: An address naming an unknown attachment.
+            UnknownCommitError: `base` is not stored.
+            MissingBlobError: The program references a blob that is not stored.
+        """
+        from commitdb.codec import decode_canonical, may_hold_blob_ids
+        from commitdb.mutable_state import _SET_PREFIX, CommitMutableState
+        from commitdb.opcodes import Op, op_from_wire, split_address
+
+        if type(program) is not bytes:
+            raise DecodeError("a program is bytes")
+        defs = self.definitions()
+        w = unpack(program)
+        if type(w) is not list:
+            raise DecodeError("malformed program")
+        # everything is checked before the base state is looked at (as decoding it first)
+        checked: list[tuple[Attachment, DocAddress, Op, bytes | None]] = []
+        add = checked.append
+        for entry in w:
+            if type(entry) is not list or len(entry) != 2 or type(entry[0]) is not bytes:
+                raise DecodeError("malformed program entry")
+            address, ops_w = entry
+            att, _ = split_address(address, defs)
+            if type(ops_w) is not list:
+                raise DecodeError("malformed opcode list")
+            t = att.document_type
+            for x in ops_w:
+                if type(x) is list and len(x) == 2 and type(x[0]) is int and x[0] == 0:
+                    # a whole-document set: checked, and kept as received when canonical
+                    data = pack(x[1])
+                    value, canonical = decode_canonical(data, t, defs)
+                    op = Op(OpKind.DOCUMENT_SET, value=value)
+                    add((att, address, op, data if canonical else None))
+                else:
+                    add((att, address, op_from_wire(x, t, defs), None))
+        ms = CommitMutableState(self.state(base))
+        for att, address, op, encoded in checked:
+            if encoded is None:
+                ms._record(att, address, op)
+            elif may_hold_blob_ids(att.document_type):
+                ms._record(att, address, op, _SET_PREFIX + encoded)
+            else:
+                ms._record_set(att, address, encoded)
+        return ms._commit_into(self, label, author)
 
     def _write_mutations(
         self,

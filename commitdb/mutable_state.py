@@ -32,7 +32,7 @@ from commitdb.errors import (
     UnknownAttachmentError,
     ValidationError,
 )
-from commitdb.ids import CommitId
+from commitdb.ids import BlobId, CommitId
 from commitdb.opcodes import (
     ABSENT,
     DocAddress,
@@ -45,6 +45,7 @@ from commitdb.opcodes import (
     op_from_wire,
     op_to_wire,
     pack_array_header,
+    program_bytes,
 )
 from commitdb.paths import Path
 from commitdb.types import (
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from commitdb.commit_database import CommitDatabase
     from commitdb.state import CommitState
 
-__all__ = ("CommitMutableState",)
+__all__ = ("CommitMutableState", "PreparedCommit")
 
 PathLike = Path | str
 _MISSING = object()
@@ -586,6 +587,18 @@ class CommitMutableState:
     # -- commit ---------------------------------------------------------------------------
     def _commit_into(self, db: CommitDatabase, label: str, author: str | None) -> CommitId:
         """Called by ``CommitDatabase.commit_mutations``."""
+        prepared = self.prepare_commit()
+        return self.seal(
+            db._write_mutations(label, prepared.base, prepared.entries, prepared.blob_ids, author)
+        )
+
+    def prepare_commit(self) -> PreparedCommit:
+        """What committing this state writes, without writing or sealing it (the first phase
+        of a commit made elsewhere, e.g. by a server; :meth:`seal` is the second).
+
+        Raises:
+            CommitError: The state was committed, or its base is a virtual merge state.
+        """
         from commitdb.commit_database import SNAP_ABSENT, SNAP_IN_OPS
 
         if self._sealed is not None:
@@ -631,15 +644,20 @@ class CommitMutableState:
             # only documents whose type can hold a blob id are searched for them
             if may_hold_blob_ids(d.att.document_type):
                 values.extend(op.value for op, _ in ops)
-        cid = db._write_mutations(
-            label,
-            self._base.commit_id(),
-            entries,
-            collect_blob_ids(values) if values else set(),
-            author,
-        )
-        self._sealed = cid
-        return cid
+        blob_ids = collect_blob_ids(values) if values else set()
+        return PreparedCommit(self._base.commit_id(), entries, blob_ids)
+
+    def seal(self, commit_id: CommitId) -> CommitId:
+        """Mark the state committed as `commit_id` (the second phase, once the commit of
+        :meth:`prepare_commit` is made): further mutation or a commit raises. Returns it.
+
+        Raises:
+            CommitError: The state was committed already.
+        """
+        if self._sealed is not None:
+            raise CommitError(f"this mutable state was already committed as {self._sealed.hex()}")
+        self._sealed = commit_id
+        return commit_id
 
     # -- wire form (what a peer sends) ----------------------------------------------------
     def set_wire(self, attachment: Attachment | str, key: bytes, value: Any) -> None:
@@ -759,6 +777,36 @@ class CommitMutableState:
             self._record(att, address, Op(OpKind.DOCUMENT_SET, value=decoded), _SET_PREFIX + raw)
         else:
             self._record_set(att, address, raw)
+
+
+class PreparedCommit:
+    """What committing a mutable state writes (:meth:`CommitMutableState.prepare_commit`).
+
+    Attributes:
+        base: The commit the mutations go on (INVALID: a root commit).
+        entries: Per document touched, in order: (address, encoded ops, snapshot, touches,
+            all_enabled, resets, history digest of the base or None).
+        blob_ids: The blob ids the opcodes reference (they must be stored).
+    """
+
+    __slots__ = ("base", "entries", "blob_ids")
+
+    def __init__(
+        self,
+        base: CommitId,
+        entries: list[tuple[DocAddress, bytes, Any, int, bool, bool, int | None]],
+        blob_ids: set[BlobId],
+    ) -> None:
+        self.base = base
+        self.entries = entries
+        self.blob_ids = blob_ids
+
+    def program(self) -> bytes:
+        """The canonical program bytes (what ``CommitDatabase.commit_program`` takes)."""
+        return program_bytes([(e[0], e[1]) for e in self.entries])
+
+    def __repr__(self) -> str:
+        return f"<PreparedCommit on {self.base.hex()[:12]}, {len(self.entries)} documents>"
 
 
 _NIL_ID = bytes(16)  # the nil instance id, in wire form

@@ -64,8 +64,7 @@ from commitdb.definitions import Definitions, ExtendInfo
 from commitdb.definitions_codec import decode_definitions, encode_definitions
 from commitdb.errors import CommitDBError, StorageError
 from commitdb.ids import BlobId, CommitId
-from commitdb.mutable_state import CommitMutableState
-from commitdb.opcodes import decode_program, op_to_wire
+from commitdb.opcodes import op_to_wire
 from commitdb.state import CommitState
 from commitdb.types import Attachment, ConceptType, OptionalType
 from commitdb.values import Key
@@ -1091,13 +1090,7 @@ def _commit_program(db: CommitDatabase, a: list[Any]) -> Any:
     if type(program) is not bytes:
         raise InvalidArgumentsError("the program must be bytes")
     log.debug("commit requested: %r on %s", label, base.hex()[:12] if base else "root")
-    defs = db.definitions()
-    prog = decode_program(program, defs)
-    ms = CommitMutableState(db.initial_state() if base is None else db.state(base))
-    for address, op in prog.all_ops():
-        att = defs.check_attachment(uuid.UUID(bytes=address[:16]))
-        ms._record(att, address, op)
-    cid = db.commit_mutations(label, ms, author=author)
+    cid = db.commit_program(label, base, program, author=author)
     log.debug("commit %s %r on %s", cid.hex()[:12], label, base.hex()[:12] if base else "root")
     return bytes(cid)
 

@@ -235,12 +235,9 @@ class CommitDatabaseRemote(_Facade[AsyncCommitDatabaseRemote]):
     ) -> CommitId:
         """Append a Mutations commit of the mutable state's program on its base commit (on
         the server). The mutable state is sealed afterwards."""
-        return mutable_state._commit_into(self, label, author)  # type: ignore[no-any-return]
-
-    def _write_mutations(
-        self, label: str, base: CommitId, entries: Any, blob_ids: Any, author: str | None
-    ) -> CommitId:
-        return self._run(self._a._commit_entries, label, base, entries, author)
+        prepared = mutable_state.prepare_commit()
+        cid = self._run(self._a._commit_prepared, label, prepared, author)
+        return mutable_state.seal(cid)  # type: ignore[no-any-return]
 
     def commit_program(
         self, label: str, base: CommitId | None, program: bytes, *, author: str | None = None

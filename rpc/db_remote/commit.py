@@ -17,7 +17,7 @@ from commitdb.blobs import BlobLayout
 from commitdb.commits import CommitData, CommitHeader
 from commitdb.errors import CommitError, DatabaseClosedError, UnknownCommitError
 from commitdb.ids import BlobId, CommitId
-from commitdb.opcodes import program_bytes
+from commitdb.mutable_state import PreparedCommit
 from commitdb.types import Attachment
 from commitdb.values import Key
 from rpc.connection import Connection
@@ -43,35 +43,6 @@ from rpc.db_remote.wire import (
 from rpc.errors import ConnectionClosedError
 
 __all__ = ("AsyncCommitDatabaseRemote",)
-
-
-class _Captured(Exception):
-    """What a mutable state asked to commit (raised out of its ``_commit_into``)."""
-
-    def __init__(self, base: CommitId, entries: Any) -> None:
-        self.base = base
-        self.entries = entries
-
-
-class _Capture:
-    """The writer of a first ``_commit_into`` pass: takes the entries, commits nothing."""
-
-    def _write_mutations(
-        self, label: str, base: CommitId, entries: Any, blob_ids: Any, author: str | None
-    ) -> CommitId:
-        raise _Captured(base, entries)
-
-
-class _Committed:
-    """The writer of the second pass: the commit is made; the mutable state seals on it."""
-
-    def __init__(self, commit_id: CommitId) -> None:
-        self.commit_id = commit_id
-
-    def _write_mutations(
-        self, label: str, base: CommitId, entries: Any, blob_ids: Any, author: str | None
-    ) -> CommitId:
-        return self.commit_id
 
 
 class AsyncCommitDatabaseRemote(_AsyncBase):
@@ -209,25 +180,18 @@ class AsyncCommitDatabaseRemote(_AsyncBase):
         self, label: str, mutable_state: Any, *, author: str | None = None
     ) -> CommitId:
         """Commit a mutable state built on a state of this database (sealed afterwards)."""
-        # the mutable state writes through a synchronous call: a first pass takes what it
-        # would write, the commit is made here, and a second pass seals the state on it (no
-        # thread hop; as with a local database, nothing may change the state meanwhile)
-        try:
-            mutable_state._commit_into(_Capture(), label, author)
-        except _Captured as captured:
-            base, entries = captured.base, captured.entries
-        else:
-            raise CommitError("the mutable state wrote nothing to commit")
-        cid = await self._commit_entries(label, base, entries, author)
-        return mutable_state._commit_into(_Committed(cid), label, author)  # type: ignore[no-any-return]
+        # as with a local database, nothing may change the state until it is sealed
+        prepared = mutable_state.prepare_commit()
+        cid = await self._commit_prepared(label, prepared, author)
+        return mutable_state.seal(cid)  # type: ignore[no-any-return]
 
-    async def _commit_entries(
-        self, label: str, base: CommitId, entries: Any, author: str | None
+    async def _commit_prepared(
+        self, label: str, prepared: PreparedCommit, author: str | None
     ) -> CommitId:
-        """Commit what a mutable state wrote (its entries) on `base`, and cache the new
-        commit's state seeded with those documents."""
-        program = program_bytes((e[0], e[1]) for e in entries)
-        cid = await self.commit_program(label, base, program, author=author)
+        """Commit what a mutable state would write, and cache the new commit's state seeded
+        with those documents."""
+        base, entries = prepared.base, prepared.entries
+        cid = await self.commit_program(label, base, prepared.program(), author=author)
         core = _seeded(self._states, self._defs, cid, base, entries)
         if core is not None:
             self._states.put(cid, AsyncRemoteCommitState(self, core))

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from commitdb.blobs import BlobLayout
+from commitdb.codec import pack
 from commitdb.commit_database import CommitDatabase
 from commitdb.commits import CommitData, CommitHeader, CommitKind, compute_commit_id
 from commitdb.definitions import Definitions
@@ -25,10 +26,12 @@ from commitdb.errors import (
     MissingBlobError,
     ReadOnlyError,
     StorageError,
+    UnknownAttachmentError,
     UnknownCommitError,
 )
 from commitdb.ids import BlobId, CommitId, blob_id_for
 from commitdb.mutable_state import CommitMutableState
+from commitdb.opcodes import doc_address
 from commitdb.storage import LmdbStorage
 from tests.commitdb.builders import Graph, Schema, build, disable, enable, merge, open_db
 
@@ -883,3 +886,72 @@ def test_counts_heads_children_and_order_on_a_branching_history(
     assert [c for _, c in db.commits_since(2)] == [right, merged]
     assert db.commit_ids() == {root, left, right, merged}
     assert db.commit_data(left).program
+
+
+# --------------------------------------------------------------------------------------------
+# commit_program: an encoded program (what a server receives)
+
+
+def _address(att: Any, key: Any) -> bytes:
+    return bytes(doc_address(att, key))
+
+
+def test_commit_program_is_the_commit_of_the_same_mutations(db: CommitDatabase, s: Schema) -> None:
+    base = build(db, {"r": (None, set_nums(s, {1}))})["r"]
+    ms = CommitMutableState(db.state(base))
+    ms.set(s.nums, s.k1, {4, 2, 3})
+    ms.set(s.rec, s.k2, s.rec_value(name="n"))
+    ms.union_in_set(s.nums, s.k1, ".", {7})
+    prepared = ms.prepare_commit()
+    assert prepared.base == base and ms.sealed is None
+    program = prepared.program()
+    cid = db.commit_program("p", base, program, author="a")
+    assert cid == compute_commit_id(base, CommitKind.MUTATIONS, CommitId.INVALID, program)
+    assert db.commit_data(cid).program == program
+    assert db.commit_header(cid).author == "a"
+    st = db.state(cid)
+    assert st.get(s.nums, s.k1) == {2, 3, 4, 7}
+    assert st.get(s.rec, s.k2) == s.rec_value(name="n")
+    # the same program through commit_mutations is the same commit
+    assert db.commit_mutations("again", ms) == cid
+    assert ms.sealed == cid
+
+
+def test_commit_program_records_a_non_canonical_set_by_its_canonical_encoding(
+    db: CommitDatabase, s: Schema
+) -> None:
+    address = _address(s.nums, s.k1)
+    canonical = pack([[address, [[0, [1, 2, 3]]]]])
+    other = pack([[address, [[0, [3, 1, 2]]]]])  # another order of the same set
+    cid = db.commit_program("c", None, other)
+    assert cid == compute_commit_id(
+        CommitId.INVALID, CommitKind.MUTATIONS, CommitId.INVALID, canonical
+    )
+    assert db.commit_data(cid).program == canonical
+    assert db.state(cid).get(s.nums, s.k1) == {1, 2, 3}
+
+
+def test_commit_program_refuses_bad_input_and_writes_nothing(db: CommitDatabase, s: Schema) -> None:
+    base = build(db, {"r": (None, set_nums(s, {1}))})["r"]
+    count, version = db.commit_count(), db.data_version()
+    address = _address(s.nums, s.k1)
+    refused: list[tuple[Any, type[Exception]]] = [
+        (b"\xc1", DecodeError),  # not msgpack
+        ("text", DecodeError),  # not bytes
+        (pack({"a": 1}), DecodeError),  # not a list
+        (pack([[address]]), DecodeError),  # a malformed entry
+        (pack([[address[:40], [[0, [1]]]]]), DecodeError),  # a short address
+        (pack([[bytes(16) + address[16:], [[0, [1]]]]]), UnknownAttachmentError),
+        (pack([[address, [0, [1]]]]), DecodeError),  # an opcode that is not a list
+        (pack([[address, [[0, ["x"]]]]]), DecodeError),  # a value of the wrong type
+        (pack([[address, [[0, [1], 2]]]]), DecodeError),  # a malformed Document_Set
+        (pack([[address, [[99]]]]), DecodeError),  # an unknown opcode kind
+        # a valid opcode first does not make the program half-written
+        (pack([[address, [[0, [1]], [0, [True]]]]]), DecodeError),
+    ]
+    for program, error in refused:
+        with pytest.raises(error):
+            db.commit_program("bad", base, program)
+    with pytest.raises(UnknownCommitError):
+        db.commit_program("bad", CommitId(bytes([7]) * 32), pack([[address, [[0, [1]]]]]))
+    assert (db.commit_count(), db.data_version()) == (count, version)

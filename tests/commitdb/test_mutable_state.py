@@ -646,6 +646,48 @@ def test_an_idempotent_commit_still_seals(db: CommitDatabase, s: Schema) -> None
         b.set(s.nums, s.k1, {2})
 
 
+def test_prepare_commit_and_seal_are_the_two_phases_of_a_commit(
+    db: CommitDatabase, s: Schema
+) -> None:
+    base = build(db, {"r": (None, s.doc(s.nums).set({0}))})["r"]
+    ms = fresh(db, base)
+    ms.set(s.nums, s.k1, {1})
+    ms.union_in_set(s.nums, s.k1, ".", {2})
+    first = ms.prepare_commit()
+    assert first.base == base and [e[0] for e in first.entries] == [doc_address(s.nums, s.k1)]
+    assert first.blob_ids == set() and "PreparedCommit" in repr(first)
+    # preparing writes and seals nothing: the state may still change
+    assert db.commit_count() == 1 and ms.sealed is None
+    ms.union_in_set(s.nums, s.k1, ".", {3})
+    prepared = ms.prepare_commit()
+    assert prepared.program() != first.program()
+    cid = db.commit_program("two phases", prepared.base, prepared.program())
+    assert ms.seal(cid) == cid and ms.sealed == cid
+    assert db.state(cid).get(s.nums, s.k1) == {1, 2, 3}
+    with pytest.raises(CommitError, match="committed"):
+        ms.prepare_commit()
+    with pytest.raises(CommitError, match="committed"):
+        ms.seal(cid)
+    with pytest.raises(CommitError, match="committed"):
+        ms.set(s.nums, s.k1, {4})
+    # a one-phase commit of the same mutations is the same commit
+    again = fresh(db, base)
+    again.set(s.nums, s.k1, {1})
+    again.union_in_set(s.nums, s.k1, ".", {2})
+    again.union_in_set(s.nums, s.k1, ".", {3})
+    assert db.commit_mutations("one phase", again) == cid
+
+
+def test_prepare_commit_refuses_a_virtual_merge_state(db: CommitDatabase, s: Schema) -> None:
+    n = s.doc(s.nums)
+    g = build(db, {"r": (None, n.set({0})), "a": ("r", n.union({1})), "b": ("r", n.union({2}))})
+    ms = CommitMutableState(db.merge_state(g["a"], g["b"]))
+    ms.union_in_set(s.nums, s.k1, ".", {3})
+    with pytest.raises(CommitError, match="virtual merge"):
+        ms.prepare_commit()
+    assert ms.sealed is None
+
+
 def test_a_virtual_merge_state_can_be_edited_but_not_committed(
     db: CommitDatabase, s: Schema
 ) -> None:

@@ -25,11 +25,13 @@ from typing import Any
 import anyio
 import pytest
 
+from commitdb.codec import pack
 from commitdb.commit_database import CommitDatabase
 from commitdb.database import Database
 from commitdb.errors import (
     CommitError,
     DatabaseClosedError,
+    DecodeError,
     TransactionError,
     UnknownAttachmentError,
     UnknownCommitError,
@@ -372,6 +374,25 @@ def test_tls(
 
 # --------------------------------------------------------------------------------------------
 # Errors
+
+
+def test_the_server_checks_every_opcode_of_a_program(served: DbServerProcess, s: Schema) -> None:
+    """``commit_program``: refused programs write nothing; a value in another layout is
+    stored by its canonical encoding (the commit id is that of the canonical program)."""
+    address = s.nums.runtime_id.bytes + s.k1.concept.runtime_id.bytes + s.k1.id.bytes
+    with CommitDatabaseRemote.connect(served.url, "main") as db:
+        count = db.commit_count()
+        with pytest.raises(DecodeError):
+            db.commit_program("bad", None, pack([[address, [[0, ["not an int"]]]]]))
+        with pytest.raises(UnknownAttachmentError):
+            db.commit_program("bad", None, pack([[bytes(16) + address[16:], [[0, [1]]]]]))
+        with pytest.raises(DecodeError):
+            db.commit_program("bad", None, b"\xc1")
+        assert db.commit_count() == count
+        canonical = pack([[address, [[0, [1, 2]]]]])
+        cid = db.commit_program("ok", None, pack([[address, [[0, [2, 1]]]]]))
+        assert db.commit_data(cid).program == canonical
+        assert db.state(cid).get(s.nums, s.k1) == {1, 2}
 
 
 def test_engine_errors_cross_the_wire(served: DbServerProcess, s: Schema, tuto: Tuto) -> None:
