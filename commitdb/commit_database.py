@@ -648,7 +648,15 @@ class CommitDatabase:
         return self.definitions().hexdigest()
 
     # -- records --------------------------------------------------------------------------
-    def _record(self, commit_id: CommitId, txn: ReadTxn | None = None) -> CommitRecord:
+    def _record(
+        self, commit_id: CommitId, txn: ReadTxn | None = None, remember: bool = True
+    ) -> CommitRecord:
+        """The record of a stored commit (UnknownCommitError if there is none).
+
+        ``remember=False`` inside a write transaction: a record read there may belong to a
+        commit of the same, not yet committed, transaction, and must not be cached before
+        the transaction commits (a refused batch would leave a commit that does not exist
+        in the cache)."""
         rec = self._records.get(commit_id)
         if rec is not None:
             return rec
@@ -659,7 +667,8 @@ class CommitDatabase:
         if raw is None:
             raise UnknownCommitError(f"missing commit {commit_id.hex()}")
         rec = _load_record(commit_id, raw)
-        self._remember(rec)
+        if remember:
+            self._remember(rec)
         return rec
 
     def _remember(self, rec: CommitRecord) -> None:
@@ -966,13 +975,15 @@ class CommitDatabase:
         depth: int | None = 0
         jump: CommitId | None = cid
         if parent.is_valid:
-            prec = self._record(parent, txn)
+            prec = self._record(parent, txn, remember=False)
             height = prec.height + 1
             simple = simple and prec.simple
             clean = clean and prec.clean
             depth, jump = self._skip_pointer(prec, txn)
         if kind == CommitKind.MERGE:
-            height = max(height, self._record(header.target_commit_id, txn).height + 1)
+            height = max(
+                height, self._record(header.target_commit_id, txn, remember=False).height + 1
+            )
         rec = CommitRecord.from_header(
             header, seq, height, simple, clean, snapshots and kind == CommitKind.MERGE,
             depth, jump,
@@ -990,7 +1001,7 @@ class CommitDatabase:
             txn.delete("meta", _HEAD + header.target_commit_id)
         # A new commit is a head: its children and nephews can only be stored after it.
         put("meta", _HEAD + raw_cid, b"")
-        if last is None or header.timestamp >= self._record(last, txn).timestamp:
+        if last is None or header.timestamp >= self._record(last, txn, remember=False).timestamp:
             last = cid
         put("meta", _COUNTERS, _u64(seq + 1) + _u64(version + 1) + bytes(last))
         return rec
@@ -1004,11 +1015,11 @@ class CommitDatabase:
         d, j = parent.depth, parent.jump
         if d is None or j is None:
             return None, None
-        jrec = self._record(j, txn)
+        jrec = self._record(j, txn, remember=False)
         jj = jrec.jump
         if jrec.depth is None or jj is None:
             return None, None
-        jjrec = self._record(jj, txn)
+        jjrec = self._record(jj, txn, remember=False)
         if jjrec.depth is None:
             return None, None
         if d - jrec.depth == jrec.depth - jjrec.depth:

@@ -262,6 +262,18 @@ def shared_loop() -> LoopThread:
         return loop
 
 
+def _reset_shared_after_fork() -> None:
+    # The child has no loop thread, and a lock held by another thread of the parent at the
+    # fork would stay locked forever: start afresh.
+    global _shared_lock, _shared_pid
+    _shared_lock = threading.Lock()
+    _shared.clear()
+    _shared_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_reset_shared_after_fork)
+
+
 @atexit.register
 def _stop_shared_loops() -> None:
     # an orderly stop before the interpreter tears down (bounded: a stuck task is left behind)

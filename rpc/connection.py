@@ -400,8 +400,10 @@ class Connection:
             self._on_data(chunk)
         if at_eof or transport.is_closing():
             self._on_lost(stream_protocol.exception)
-        elif not self._closed:
-            transport.resume_reading()  # anyio pauses reading between its receive() calls
+        elif not self._closed and not self._write_paused:
+            # anyio pauses reading between its receive() calls; while our writes are paused
+            # (what was just served filled the buffer) _resume_writing resumes it
+            transport.resume_reading()
 
     async def __aexit__(
         self,

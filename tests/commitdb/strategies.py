@@ -570,6 +570,18 @@ def same_value(a: Any, b: Any) -> bool:
         return False
     if isinstance(a, list | tuple):
         return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, set | frozenset):
+        # elements holding NaN are equal to nothing (and hash by identity): match them with
+        # same_value, one to one
+        if len(a) != len(b):
+            return False
+        rest = list(b)
+        for x in a:
+            i = next((i for i, y in enumerate(rest) if same_value(x, y)), None)
+            if i is None:
+                return False
+            del rest[i]
+        return True
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     if isinstance(a, StructValue):

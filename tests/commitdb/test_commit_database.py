@@ -856,6 +856,35 @@ def test_create_commit_datas_stores_a_batch_in_one_transaction(tmp_path: Any) ->
     assert partial.commit_count() == 0
 
 
+def test_a_refused_batch_leaves_nothing_behind_and_its_retry_stores_it(
+    tmp_path: FsPath, s: Schema
+) -> None:
+    """A batch refused by its last member (a missing blob) stores nothing, and nothing of
+    it lingers in the handle's caches: a retry of its first members stores them all."""
+    src = CommitDatabase.create(tmp_path / "src", s.defs, durable=False)
+    dst = CommitDatabase.create(tmp_path / "dst", s.defs, durable=False)
+    ms = CommitMutableState(src.initial_state())
+    ms.set(s.counter, s.k1, 1)
+    a = src.commit_mutations("a", ms)
+    ms = CommitMutableState(src.state(a))
+    ms.set(s.counter, s.k1, 2)
+    b = src.commit_mutations("b", ms)
+    blob = src.create_blob(b"only in the source")
+    ms = CommitMutableState(src.state(b))
+    ms.set(s.rec, s.k1, s.rec_value(picture=blob))
+    c = src.commit_mutations("c", ms)
+    datas = [src.commit_data(x) for x in (a, b, c)]
+    with pytest.raises(MissingBlobError):
+        dst.create_commit_datas(datas)
+    assert not dst.commit_exists(a) and dst.commit_count() == 0
+    assert dst.create_commit_datas(datas[:2]) == [True, True]
+    assert dst.commit_ids() == {a, b}
+    dst.close()
+    reopened = CommitDatabase.open(tmp_path / "dst")
+    assert reopened.state(b).get(s.counter, s.k1) == 2
+    reopened.close()
+
+
 def test_a_database_of_another_layout_is_refused_by_name(tmp_path: FsPath, s: Schema) -> None:
     path = tmp_path / "old"
     CommitDatabase.create(path, s.defs, durable=False).close()

@@ -194,3 +194,29 @@ def test_a_loop_thread_stops_cleanly() -> None:
     assert not own.is_alive() and cancelled.is_set()  # what still ran was cancelled
     with pytest.raises(RuntimeError):
         own.call(asyncio.sleep, 0)
+
+
+def test_a_child_forked_while_the_shared_loop_lock_is_held_starts_its_own_loop() -> None:
+    """Another thread inside shared_loop() at fork time (its lock held) must not leave the
+    forked child waiting forever on the inherited lock."""
+    import os
+    import signal
+
+    import rpc.blocking as blocking
+
+    blocking._shared_lock.acquire()  # what a thread starting the shared loop holds
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: a bounded try, then exit without running pytest's teardown
+            code = 1
+            try:
+                signal.alarm(10)
+                loop = blocking.shared_loop()
+                code = 0 if loop.is_alive() else 2
+                loop.stop(timeout=1.0)
+            finally:
+                os._exit(code)
+    finally:
+        blocking._shared_lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
