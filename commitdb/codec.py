@@ -738,20 +738,27 @@ def validated_encoding(
 _BLOB_HOLDERS: dict[int, tuple[Type, bool]] = {}
 
 
+def _type_flag(
+    cache: dict[int, tuple[Type, bool]], t: Type, compute: Callable[[Type, Any], bool]
+) -> bool:
+    """A property of a type, computed once per type object (``compute(t, set())``)."""
+    hit = cache.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    found = compute(t, set())
+    if len(cache) >= _SHARED_LIMIT:
+        cache.clear()
+    cache[id(t)] = (t, found)  # the type is kept: its id stays unique
+    return found
+
+
 def may_hold_blob_ids(t: Type) -> bool:
     """Whether a value of type `t` can contain a ``blob_id`` (``any`` may hold anything).
 
     Type-driven and cached per type object: values of other types need no walk to find the
     blobs they reference.
     """
-    hit = _BLOB_HOLDERS.get(id(t))
-    if hit is not None and hit[0] is t:
-        return hit[1]
-    found = _holds_blob_ids(t, set())
-    if len(_BLOB_HOLDERS) >= _SHARED_LIMIT:
-        _BLOB_HOLDERS.clear()
-    _BLOB_HOLDERS[id(t)] = (t, found)  # the type is kept: its id stays unique
-    return found
+    return _type_flag(_BLOB_HOLDERS, t, _holds_blob_ids)
 
 
 def _holds_blob_ids(t: Type, seen: set[uuid.UUID]) -> bool:
@@ -1653,14 +1660,7 @@ def _strict_layout(t: Type, seen: set[uuid.UUID]) -> bool:
 def strict_layout(t: Type) -> bool:
     """Whether the checking decoder of `t` accepts only canonical wire forms (cached per type
     object): then bytes that decode and repack to themselves are the canonical encoding."""
-    hit = _STRICT_LAYOUT.get(id(t))
-    if hit is not None and hit[0] is t:
-        return hit[1]
-    strict = _strict_layout(t, set())
-    if len(_STRICT_LAYOUT) >= _SHARED_LIMIT:
-        _STRICT_LAYOUT.clear()
-    _STRICT_LAYOUT[id(t)] = (t, strict)  # the type is kept: its id stays unique
-    return strict
+    return _type_flag(_STRICT_LAYOUT, t, _strict_layout)
 
 
 def decode_canonical(

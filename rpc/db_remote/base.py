@@ -7,7 +7,7 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from commitdb.blobs import BlobInfo, BlobLayout, BlobStatistics
 from commitdb.definitions import Definitions, ExtendInfo
@@ -171,6 +171,51 @@ class _AsyncBase:
         self._user_closed = False
         self._uuid: uuid.UUID | None = None  # never change: asked once
         self._documentation: str | None = None
+
+    @classmethod
+    def _from_connection(
+        cls, conn: Connection, name: str, timeout: float | None, handler: _AsyncHandler
+    ) -> Self:
+        """The remote on an open connection (the commit remote also keeps `handler`)."""
+        return cls(conn, name, timeout)
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        url: str,
+        name: str,
+        *,
+        credentials: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+        connect_timeout: float = 10.0,
+    ) -> AsyncIterator[Self]:
+        """Connect to a server and open the database of this kind served as `name`.
+
+        Args:
+            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
+            name: The served name.
+            credentials: What the server's authenticator expects (a token).
+            ssl_context: The TLS context (``tls://`` URLs).
+            server_hostname: The name to check the server certificate against.
+            timeout: Seconds each call may take (None: no limit).
+            connect_timeout: Seconds to connect at most.
+
+        Yields:
+            The remote database, closed on exit.
+        """
+        handler = _AsyncHandler(name)
+        async with _open_async(
+            url, name, cls.kind, credentials, ssl_context, server_hostname, connect_timeout, handler
+        ) as conn:
+            remote = cls._from_connection(conn, name, timeout, handler)
+            await remote._load_defs()
+            try:
+                yield remote
+            finally:
+                remote._user_closed = True
 
     async def _call(self, method: str, *args: Any) -> Any:
         if self._user_closed:

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -138,26 +137,7 @@ class CommitDatabaseRemote(_Facade[AsyncCommitDatabaseRemote]):
 
     kind = "commit"
 
-    @classmethod
-    def _open(
-        cls,
-        url: str,
-        name: str,
-        credentials: Any,
-        ssl_context: ssl.SSLContext | None,
-        server_hostname: str | None,
-        timeout: float | None,
-        connect_timeout: float,
-    ) -> AbstractAsyncContextManager[AsyncCommitDatabaseRemote]:
-        return AsyncCommitDatabaseRemote.connect(
-            url,
-            name,
-            credentials=credentials,
-            ssl_context=ssl_context,
-            server_hostname=server_hostname,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-        )
+    _async_class = AsyncCommitDatabaseRemote
 
     def close(self) -> None:
         """Close the connection (idempotent); further calls raise DatabaseClosedError."""
@@ -383,26 +363,7 @@ class DatabaseRemote(_Facade[AsyncDatabaseRemote]):
 
     kind = "flat"
 
-    @classmethod
-    def _open(
-        cls,
-        url: str,
-        name: str,
-        credentials: Any,
-        ssl_context: ssl.SSLContext | None,
-        server_hostname: str | None,
-        timeout: float | None,
-        connect_timeout: float,
-    ) -> AbstractAsyncContextManager[AsyncDatabaseRemote]:
-        return AsyncDatabaseRemote.connect(
-            url,
-            name,
-            credentials=credentials,
-            ssl_context=ssl_context,
-            server_hostname=server_hostname,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-        )
+    _async_class = AsyncDatabaseRemote
 
     # -- transactions ---------------------------------------------------------------------
     def begin_transaction(self, mode: str | None = "deferred") -> None:

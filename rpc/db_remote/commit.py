@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,7 +20,7 @@ from commitdb.mutable_state import PreparedCommit
 from commitdb.types import Attachment
 from commitdb.values import Key
 from rpc.connection import Connection
-from rpc.db_remote.base import _AsyncBase, _open_async
+from rpc.db_remote.base import _AsyncBase
 from rpc.db_remote.state import AsyncRemoteCommitState, _seeded, _StateCache, _StateCore
 from rpc.db_remote.subscriptions import AsyncSubscription, _AsyncHandler
 from rpc.db_remote.wire import (
@@ -62,42 +61,10 @@ class AsyncCommitDatabaseRemote(_AsyncBase):
         return f"<AsyncCommitDatabaseRemote {self.name}>"
 
     @classmethod
-    @asynccontextmanager
-    async def connect(
-        cls,
-        url: str,
-        name: str,
-        *,
-        credentials: Any = None,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-        connect_timeout: float = 10.0,
-    ) -> AsyncIterator[AsyncCommitDatabaseRemote]:
-        """Connect to a server and open the commit database served as `name`.
-
-        Args:
-            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
-            name: The served name.
-            credentials: What the server's authenticator expects (a token).
-            ssl_context: The TLS context (``tls://`` URLs).
-            server_hostname: The name to check the server certificate against.
-            timeout: Seconds each call may take (None: no limit).
-            connect_timeout: Seconds to connect at most.
-
-        Yields:
-            The remote database, closed on exit.
-        """
-        handler = _AsyncHandler(name)
-        async with _open_async(
-            url, name, "commit", credentials, ssl_context, server_hostname, connect_timeout, handler
-        ) as conn:
-            remote = cls(conn, name, timeout, handler)
-            await remote._load_defs()
-            try:
-                yield remote
-            finally:
-                remote._user_closed = True
+    def _from_connection(
+        cls, conn: Connection, name: str, timeout: float | None, handler: _AsyncHandler
+    ) -> AsyncCommitDatabaseRemote:
+        return cls(conn, name, timeout, handler)
 
     # -- DAG ------------------------------------------------------------------------------
     async def data_version(self) -> int:

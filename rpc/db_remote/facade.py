@@ -47,6 +47,7 @@ class _Facade(Generic[A]):
     """What the blocking remotes share: the portal, the async remote, close and metadata."""
 
     kind = ""
+    _async_class: type[A]  # the async remote each facade runs (set by the subclasses)
 
     def __init__(
         self,
@@ -65,19 +66,6 @@ class _Facade(Generic[A]):
         self._closed = False
         self._close_lock = threading.Lock()
         self._subscriptions: set[Subscription] = set()
-
-    @classmethod
-    def _open(
-        cls,
-        url: str,
-        name: str,
-        credentials: Any,
-        ssl_context: ssl.SSLContext | None,
-        server_hostname: str | None,
-        timeout: float | None,
-        connect_timeout: float,
-    ) -> AbstractAsyncContextManager[A]:
-        raise NotImplementedError
 
     @classmethod
     def connect(
@@ -109,9 +97,16 @@ class _Facade(Generic[A]):
             MethodNotFoundError: The server serves no database of this kind and name.
             HandshakeError: The server refused the connection (credentials...).
         """
+        opener = cls._async_class.connect
         thread, cm, remote = _start(
-            lambda: cls._open(
-                url, name, credentials, ssl_context, server_hostname, timeout, connect_timeout
+            lambda: opener(
+                url,
+                name,
+                credentials=credentials,
+                ssl_context=ssl_context,
+                server_hostname=server_hostname,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
             ),
         )
         return cls(thread, cm, remote, url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,8 +11,7 @@ import anyio
 from commitdb.ids import BlobId
 from commitdb.types import Attachment, OptionalType
 from commitdb.values import Key
-from rpc.db_remote.base import _AsyncBase, _open_async
-from rpc.db_remote.subscriptions import _AsyncHandler
+from rpc.db_remote.base import _AsyncBase
 from rpc.db_remote.wire import _check_key, _key_wire, _value_wire
 
 __all__ = ("AsyncDatabaseRemote",)
@@ -30,44 +28,6 @@ class AsyncDatabaseRemote(_AsyncBase):
 
     def __repr__(self) -> str:
         return f"<AsyncDatabaseRemote {self.name}>"
-
-    @classmethod
-    @asynccontextmanager
-    async def connect(
-        cls,
-        url: str,
-        name: str,
-        *,
-        credentials: Any = None,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-        connect_timeout: float = 10.0,
-    ) -> AsyncIterator[AsyncDatabaseRemote]:
-        """Connect to a server and open the flat database served as `name`.
-
-        Args:
-            url: ``tcp://host:port``, ``unix:///path``, ``tls://host:port``...
-            name: The served name.
-            credentials: What the server's authenticator expects (a token).
-            ssl_context: The TLS context (``tls://`` URLs).
-            server_hostname: The name to check the server certificate against.
-            timeout: Seconds each call may take (None: no limit).
-            connect_timeout: Seconds to connect at most.
-
-        Yields:
-            The remote database, closed on exit.
-        """
-        handler = _AsyncHandler(name)
-        async with _open_async(
-            url, name, "flat", credentials, ssl_context, server_hostname, connect_timeout, handler
-        ) as conn:
-            remote = cls(conn, name, timeout)
-            await remote._load_defs()
-            try:
-                yield remote
-            finally:
-                remote._user_closed = True
 
     async def begin_transaction(self, mode: str | None = "deferred") -> None:
         """Open this session's transaction."""
